@@ -1,0 +1,76 @@
+/**
+ * The benchmark's options, parsed once from the command line into a frozen object that every
+ * benchmark receives. The only bench module that reads `process.argv` / `process.env`.
+ */
+import path from 'node:path';
+
+/** The benchmarks `--only` can pick. */
+export const BENCH_NAMES = ['cold-start', 'take-latency', 'throughput'] as const;
+/** One of {@link BENCH_NAMES}. */
+export type BenchName = (typeof BENCH_NAMES)[number];
+
+/** Everything the benchmarks need to know, resolved once. */
+export interface BenchConfig {
+  readonly quick: boolean;
+  readonly only: readonly BenchName[];
+  readonly repoRoot: string;
+  /** The node binary running the bench; children use the same one. */
+  readonly node: string;
+  /** PATH and HOME only: this machine's NODE_EXTRA_CA_CERTS slows every node start ×2.6 (PERF.md). */
+  readonly baseEnv: Readonly<Record<string, string>>;
+  /** Flags that let node run a bench worker written in TypeScript against the runtime's sources. */
+  readonly tsxArgs: readonly string[];
+  readonly files: {
+    /** The compiled echo example, as a user would deploy it. */
+    readonly echoWorker: string;
+    /** The smallest kiln worker in plain JS on the compiled runtime (no schema, no zod). */
+    readonly bareWorker: string;
+    /** A kiln worker whose handler only returns timestamps; concurrency from BENCH_CONCURRENCY. */
+    readonly noopWorker: string;
+    /** The protocol floor: node:http take → done loop, no runtime; concurrency from FLOOR_CONCURRENCY. */
+    readonly floorLoop: string;
+  };
+  readonly coldStart: { readonly rounds: number; readonly warmupRounds: number };
+  readonly takeLatency: { readonly jobs: number; readonly warmupJobs: number; readonly pauseMs: readonly [number, number] };
+  readonly throughput: { readonly jobs: number; readonly rounds: number; readonly concurrencies: readonly number[] };
+}
+
+const USAGE = `usage: npm run bench -- [--quick] [--only=${BENCH_NAMES.join(',')}]
+  --quick   fewer rounds and jobs (a smoke run; below the issue's minimum sample sizes)
+  --only    run only the named benchmarks`;
+
+/** Parses the command line; throws with the usage text on unknown flags. */
+export function readBenchConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, repoRoot: string): BenchConfig {
+  let quick = false;
+  let only: BenchName[] = [...BENCH_NAMES];
+  for (const arg of argv) {
+    if (arg === '--quick') quick = true;
+    else if (arg.startsWith('--only=')) {
+      const names = arg.slice('--only='.length).split(',').filter(Boolean);
+      const unknown = names.filter((n) => !(BENCH_NAMES as readonly string[]).includes(n));
+      if (unknown.length > 0 || names.length === 0) throw new Error(`unknown benchmark '${unknown.join(',')}'\n${USAGE}`);
+      only = names as BenchName[];
+    } else if (arg === '--help' || arg === '-h') throw new Error(USAGE);
+    else throw new Error(`unknown flag '${arg}'\n${USAGE}`);
+  }
+  const baseEnv: Record<string, string> = {};
+  if (env['PATH'] !== undefined) baseEnv['PATH'] = env['PATH'];
+  if (env['HOME'] !== undefined) baseEnv['HOME'] = env['HOME'];
+  return Object.freeze({
+    quick,
+    only: Object.freeze(only),
+    repoRoot,
+    node: process.execPath,
+    baseEnv: Object.freeze(baseEnv),
+    tsxArgs: Object.freeze(['--conditions=kiln-source', '--import', 'tsx']),
+    files: Object.freeze({
+      echoWorker: path.join(repoRoot, 'examples/echo/dist/worker.js'),
+      bareWorker: path.join(repoRoot, 'bench/workers/bare-worker.mjs'),
+      noopWorker: path.join(repoRoot, 'bench/workers/noop-worker.ts'),
+      floorLoop: path.join(repoRoot, 'bench/workers/floor-loop.mjs'),
+    }),
+    coldStart: Object.freeze({ rounds: quick ? 5 : 15, warmupRounds: 1 }),
+    takeLatency: Object.freeze({ jobs: quick ? 300 : 1000, warmupJobs: quick ? 30 : 100, pauseMs: Object.freeze([1, 4] as const) }),
+    throughput: Object.freeze({ jobs: quick ? 1000 : 3000, rounds: quick ? 2 : 5, concurrencies: Object.freeze([1, 8]) }),
+  });
+}

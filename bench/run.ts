@@ -1,0 +1,92 @@
+/**
+ * kiln's benchmark suite: worker cold start, take → handler start latency, and no-op job
+ * throughput against a loopback RunPod job server, each beside a floor measured in the same run.
+ * Prints a table and writes every figure and raw sample to `bench/results/<date-time>.json`.
+ *
+ * @example
+ * npm run bench                       # full run (~1–2 min)
+ * npm run bench -- --quick            # smoke run
+ * npm run bench -- --only=throughput
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ProcessGroup } from './child-process.ts';
+import { measureColdStart, type ColdStartResult } from './cold-start.ts';
+import { readBenchConfig, type BenchConfig } from './config.ts';
+import { measureThroughput, type ThroughputResult } from './job-throughput.ts';
+import { formatReport, summarize } from './report.ts';
+import { measureTakeLatency, type TakeLatencyResult } from './take-latency.ts';
+
+const repoRoot = path.resolve(import.meta.dirname, '..');
+
+async function main(config: BenchConfig, processes: ProcessGroup): Promise<void> {
+  const startedAt = new Date();
+  const loadBefore = os.loadavg();
+  const t0 = performance.now();
+  const progress = (text: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${text}\n`);
+  const results: { coldStart?: ColdStartResult; takeLatency?: TakeLatencyResult; throughput?: ThroughputResult } = {};
+
+  if (config.only.includes('cold-start')) {
+    progress(`cold start: ${config.coldStart.rounds} rounds`);
+    results.coldStart = await measureColdStart(config, processes);
+  }
+  if (config.only.includes('take-latency')) {
+    progress(`take latency: ${config.takeLatency.jobs} + ${config.takeLatency.warmupJobs} warm-up jobs per worker`);
+    results.takeLatency = await measureTakeLatency(config, processes, (n) => n % 500 === 0 && progress(`  ${n} jobs`));
+  }
+  if (config.only.includes('throughput')) {
+    progress(`throughput: ${config.throughput.jobs} jobs, ${config.throughput.rounds} rounds`);
+    results.throughput = await measureThroughput(config, processes, (round, run, variant) =>
+      progress(`  round ${round + 1} ${variant.label}: ${run.jobsPerSecond.toFixed(0)} jobs/s`),
+    );
+  }
+
+  const summary = summarize(results);
+  const loadAfter = os.loadavg();
+  const durationS = (performance.now() - t0) / 1000;
+  const cpus = os.cpus();
+  const header = [
+    `kiln bench — ${startedAt.toISOString()}${config.quick ? ' (--quick: below the issue’s sample sizes)' : ''}`,
+    `node ${process.version}, ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, load avg ${loadBefore[0]!.toFixed(2)} → ${loadAfter[0]!.toFixed(2)}, ${durationS.toFixed(0)} s`,
+  ].join('\n');
+  process.stdout.write(formatReport(summary, header) + '\n');
+
+  const dir = path.join(config.repoRoot, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);
+  const meta = { startedAt: startedAt.toISOString(), durationS, node: process.version, cpus: cpus.map((c) => c.model), loadBefore, loadAfter, argv: process.argv.slice(2) };
+  writeFileSync(file, JSON.stringify({ meta, config, summary, raw: roundDeep(results) }, null, 1) + '\n');
+  process.stdout.write(`\nresults: ${path.relative(process.cwd(), file)}\n`);
+}
+
+/** Raw samples at µs precision keep the file small. */
+function roundDeep(value: unknown): unknown {
+  if (typeof value === 'number') return Math.round(value * 1000) / 1000;
+  if (Array.isArray(value)) return value.map(roundDeep);
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, roundDeep(v)]));
+  return value;
+}
+
+let config: BenchConfig;
+try {
+  config = readBenchConfig(process.argv.slice(2), process.env, repoRoot);
+} catch (err) {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(2);
+}
+const processes = new ProcessGroup();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    processes.killAll();
+    process.exit(130);
+  });
+}
+try {
+  await main(config, processes);
+} catch (err) {
+  processes.killAll();
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  // Pending waits (server timeouts) would keep the process alive: leave now.
+  process.exit(1);
+}

@@ -1,0 +1,2 @@
+export { main, VERSION } from './main.ts';
+export { loadWorker } from './load-worker.ts';

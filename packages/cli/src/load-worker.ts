@@ -1,0 +1,27 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { isKilnWorker, RUNNER_FLAG, type KilnWorker } from '@kiln/worker';
+
+/** File endings that need TypeScript support at run time. */
+const TS_FILE = /\.[cm]?tsx?$/;
+
+/**
+ * Imports a worker file (`.js` directly, `.ts` through tsx) without letting it start itself, and
+ * returns the worker it exports: the default export, or the only export made with `defineWorker()`.
+ */
+export async function loadWorker(file: string): Promise<KilnWorker> {
+  const absolute = path.resolve(file);
+  if (!existsSync(absolute)) throw new Error(`worker file not found: ${file}`);
+  (globalThis as Record<symbol, unknown>)[RUNNER_FLAG] = true;
+  if (TS_FILE.test(absolute)) {
+    const { register } = await import('tsx/esm/api');
+    register();
+  }
+  const mod = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
+  if (isKilnWorker(mod['default'])) return mod['default'];
+  const found = Object.entries(mod).filter(([, v]) => isKilnWorker(v));
+  if (found.length === 1) return found[0]![1] as KilnWorker;
+  if (found.length === 0) throw new Error(`${file} exports no worker: export default defineWorker({ handler … })`);
+  throw new Error(`${file} exports ${found.length} workers (${found.map(([k]) => k).join(', ')}); make one the default export`);
+}

@@ -1,0 +1,43 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { readWorkerEnvironment, runWorkerAsMain, WORKER_USAGE } from '@kiln/worker';
+import { loadWorker } from './load-worker.ts';
+
+/** The CLI's version, from its package.json. */
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/**
+ * Runs the `kiln` command line and resolves with the exit code.
+ *
+ * @example
+ * process.exitCode = await main(['worker', 'src/worker.ts', '--serve-api']);
+ */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = new Command('kiln')
+    .description('Serverless GPU inference workers: run them locally behind a RunPod-compatible endpoint, deploy them to RunPod.')
+    .version(VERSION, '-v, --version')
+    .exitOverride()
+    .showHelpAfterError();
+
+  let exitCode = 0;
+  program
+    .command('worker')
+    .description('run a worker file (.js or .ts): production mode when RUNPOD_WEBHOOK_GET_JOB is set, else a local mode')
+    .argument('<file>', 'the file that exports defineWorker(...)')
+    .argument('[worker-args...]', 'passed to the worker: --test-input JSON, --serve-api [--host H] [--port P]')
+    .allowUnknownOption()
+    .helpOption('-h, --help', `show help\n\n${WORKER_USAGE}`)
+    .action(async (file: string, workerArgs: string[]) => {
+      const worker = await loadWorker(file);
+      await runWorkerAsMain(worker, { environment: readWorkerEnvironment(process.env, workerArgs) });
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    process.stderr.write(`kiln: ${err instanceof Error ? err.message : String(err)}\n`);
+    exitCode = 1;
+  }
+  return exitCode;
+}

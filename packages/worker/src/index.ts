@@ -1,0 +1,25 @@
+export { defineWorker, isKilnWorker, JobAbortedError, RUNNER_FLAG } from './define-worker.ts';
+export type {
+  HandlerContext,
+  HandlerResult,
+  JobAbortCause,
+  KilnWorker,
+  SetupContext,
+  SetupLoad,
+  WorkerDefinition,
+  WorkerJob,
+} from './define-worker.ts';
+export { runWorker, runWorkerAsMain } from './run-worker.ts';
+export type { RunWorkerOptions } from './run-worker.ts';
+export { readWorkerEnvironment, WORKER_USAGE, DEFAULT_PING_INTERVAL_MS } from './worker-env.ts';
+export type { WorkerEnvironment, WorkerMode } from './worker-env.ts';
+export { ManualClock, realClock } from './clock.ts';
+export type { Clock } from './clock.ts';
+export { createLogger, LOG_LEVELS } from './log.ts';
+export type { Logger, LogLevel, LogSink } from './log.ts';
+export { resolveJobUrls, appendQuery } from './job-urls.ts';
+export type { JobUrls, JobUrlTemplates } from './job-urls.ts';
+export { LOOP_TIMINGS } from './job-loop.ts';
+export { POST_RETRY_WAITS_MS } from './job-poster.ts';
+export { RUNTIME_VERSION } from './error-body.ts';
+export type { StandardSchemaV1, StandardIssue, InputIssue } from './standard-schema.ts';
