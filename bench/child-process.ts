@@ -4,6 +4,7 @@
  * child it spawned so an interrupted run can kill them all.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { serverTime } from './clock.ts';
 
 /** How a child ended. */
@@ -81,6 +82,23 @@ export class ProcessGroup {
   /** SIGKILLs every child still running (for an interrupted run). */
   killAll(): void {
     for (const proc of this.#live) proc.kill('SIGKILL');
+  }
+}
+
+/**
+ * CPU time (user + system) a process has used so far, in ms, from `/proc/<pid>/stat` (Linux; 10 ms
+ * ticks). Undefined when it cannot be read.
+ */
+export function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start at state = field 3; utime, stime are fields 14, 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks * 10 : undefined;
+  } catch {
+    return undefined;
   }
 }
 

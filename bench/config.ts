@@ -70,7 +70,7 @@ export function readBenchConfig(argv: readonly string[], env: Readonly<Record<st
       floorLoop: path.join(repoRoot, 'bench/workers/floor-loop.mjs'),
     }),
     coldStart: Object.freeze({ rounds: quick ? 5 : 15, warmupRounds: 1 }),
-    takeLatency: Object.freeze({ jobs: quick ? 300 : 1000, warmupJobs: quick ? 30 : 100, pauseMs: Object.freeze([1, 4] as const) }),
-    throughput: Object.freeze({ jobs: quick ? 1000 : 3000, rounds: quick ? 2 : 5, concurrencies: Object.freeze([1, 8]) }),
+    takeLatency: Object.freeze({ jobs: quick ? 300 : 2000, warmupJobs: quick ? 30 : 100, pauseMs: Object.freeze([1, 4] as const) }),
+    throughput: Object.freeze({ jobs: quick ? 1000 : 4000, rounds: quick ? 2 : 5, concurrencies: Object.freeze([1, 8]) }),
   });
 }

@@ -4,7 +4,7 @@
  * run in every round, in rotating order, each against a fresh non-recording loopback server.
  */
 import { LoopbackJobServer } from '@kiln/worker/testing';
-import { unlessChildExits, type ProcessGroup } from './child-process.ts';
+import { processCpuMs, unlessChildExits, type ProcessGroup } from './child-process.ts';
 import { serverTime } from './clock.ts';
 import type { BenchConfig } from './config.ts';
 
@@ -23,6 +23,10 @@ export interface ThroughputRun {
   windowMs: number;
   /** Requests the server saw per route. */
   counts: Record<string, number>;
+  /** Worker process CPU (user + system) per job over the window, µs (10 ms ticks: ±10 ms over the window). */
+  workerCpuUsPerJob: number | undefined;
+  /** This process's CPU (the loopback server, mostly) per job over the window, µs. */
+  serverCpuUsPerJob: number;
   warnLines: number;
   errorLines: number;
 }
@@ -72,12 +76,23 @@ async function runOnce(config: BenchConfig, processes: ProcessGroup, variant: Th
   const file = variant.kind === 'kiln' ? config.files.noopWorker : config.files.floorLoop;
   const child = processes.spawn(config.node, [...config.tsxArgs, file], { env, cwd: config.repoRoot });
   let firstTakeAt: number | undefined;
+  let workerCpuAtFirstTake: number | undefined;
+  let serverCpuAtFirstTake: NodeJS.CpuUsage | undefined;
+  let workerCpuAtEnd: number | undefined;
+  let serverCpu: NodeJS.CpuUsage | undefined;
   try {
     // `waitFor` re-checks on every answered request: the first check that sees a take is the first take's answer.
     const allDone = server.waitFor(
       () => {
-        firstTakeAt ??= server.counts.take + server.counts['take-batch'] > 0 ? serverTime() : undefined;
-        return server.resultCount >= jobs;
+        if (firstTakeAt === undefined && server.counts.take + server.counts['take-batch'] > 0) {
+          firstTakeAt = serverTime();
+          workerCpuAtFirstTake = processCpuMs(child.pid);
+          serverCpuAtFirstTake = process.cpuUsage();
+        }
+        if (server.resultCount < jobs) return false;
+        workerCpuAtEnd = processCpuMs(child.pid);
+        serverCpu = process.cpuUsage(serverCpuAtFirstTake);
+        return true;
       },
       Math.max(60_000, jobs * 20),
       `${jobs} results from ${variant.label}`,
@@ -94,6 +109,9 @@ async function runOnce(config: BenchConfig, processes: ProcessGroup, variant: Th
     jobsPerSecond: (jobs / windowMs) * 1000,
     windowMs,
     counts: { ...server.counts },
+    workerCpuUsPerJob:
+      workerCpuAtEnd === undefined || workerCpuAtFirstTake === undefined ? undefined : ((workerCpuAtEnd - workerCpuAtFirstTake) * 1000) / jobs,
+    serverCpuUsPerJob: serverCpu === undefined ? Number.NaN : (serverCpu.user + serverCpu.system) / jobs,
     warnLines: child.output.warnLines,
     errorLines: child.output.errorLines,
   };

@@ -66,7 +66,19 @@ export interface BenchSummary {
   throughput?: {
     jobs: number;
     rounds: number;
-    variants: Record<string, { jobsPerSecond: Spread; vsFloorC1: RatioSummary; takesPerJob: number; warnLines: number; errorLines: number }>;
+    variants: Record<
+      string,
+      {
+        jobsPerSecond: Spread;
+        vsFloorC1: RatioSummary;
+        takesPerJob: number;
+        /** Medians over rounds, µs per job. */
+        workerCpuUsPerJob: number | undefined;
+        serverCpuUsPerJob: number;
+        warnLines: number;
+        errorLines: number;
+      }
+    >;
   };
   targets: TargetVerdict[];
 }
@@ -101,7 +113,7 @@ export function summarize(results: { coldStart?: ColdStartResult; takeLatency?: 
     });
   }
   if (takeLatency) {
-    const per = (s: TakeLatencyResult['kiln']) => Object.fromEntries(LATENCY_SERIES.map((k) => [k, latencySummary(s[k])])) as Record<LatencySeriesName, LatencySummary>;
+    const per = (s: TakeLatencyResult['kiln']) => Object.fromEntries(LATENCY_SERIES.map((k) => [k, latencySummary(s[k].filter(Number.isFinite))])) as Record<LatencySeriesName, LatencySummary>;
     const kiln = per(takeLatency.kiln);
     const floor = per(takeLatency.floor);
     const total = takeLatency.jobs + takeLatency.warmupJobs;
@@ -137,6 +149,8 @@ export function summarize(results: { coldStart?: ColdStartResult; takeLatency?: 
         jobsPerSecond: spread(rates),
         vsFloorC1: ratio(rates, floorRuns),
         takesPerJob: takes / (throughput.jobs * runs.length),
+        workerCpuUsPerJob: runs.every((r) => r.workerCpuUsPerJob !== undefined) ? median(runs.map((r) => r.workerCpuUsPerJob!)) : undefined,
+        serverCpuUsPerJob: median(runs.map((r) => r.serverCpuUsPerJob)),
         warnLines: runs.reduce((n, r) => n + r.warnLines, 0),
         errorLines: runs.reduce((n, r) => n + r.errorLines, 0),
       };
@@ -181,25 +195,25 @@ export function formatReport(summary: BenchSummary, header: string): string {
   if (l) {
     out.push(`One job at a time through a parked take — ${l.jobs} jobs each (+ ${l.warmupJobs} warm-up), kiln c=1 and floor loop alternating, ms`);
     const row = (name: string, s: LatencySummary) => [name, fmt(s.median, 3), fmt(s.p90, 3), fmt(s.p99, 3), fmt(s.min, 3), fmt(s.max, 3)];
+    const pair = (name: string, key: LatencySeriesName) => [row(`kiln  ${name}`, l.kiln[key]), row(`floor ${name}`, l.floor[key])];
     out.push(
       table(
         ['interval', 'p50', 'p90', 'p99', 'min', 'max'],
         [
-          row('kiln  take answer (enqueue) → handler start', l.kiln.takeToHandlerMs),
-          row('floor take answer (enqueue) → handler start', l.floor.takeToHandlerMs),
-          row('kiln  take answeredAt → handler start', l.kiln.takeToHandlerAnsweredAtMs),
-          row('floor take answeredAt → handler start', l.floor.takeToHandlerAnsweredAtMs),
-          row('kiln  handler start → job-done arrival', l.kiln.handlerToDoneMs),
-          row('floor handler start → job-done arrival', l.floor.handlerToDoneMs),
-          row('kiln  enqueue → job-done arrival', l.kiln.enqueueToDoneMs),
-          row('floor enqueue → job-done arrival', l.floor.enqueueToDoneMs),
-          row('enqueue() call (answer write), kiln side', l.kiln.enqueueCallMs),
+          ...pair('take answer → handler start (≤, from enqueue() call)', 'takeToHandlerMs'),
+          ...pair('take answer → handler start (≥, from enqueue() return)', 'takeToHandlerLowerMs'),
+          ...pair('take answeredAt → handler start', 'takeToHandlerAnsweredAtMs'),
+          ...pair('handler start → job-done arrival', 'handlerToDoneMs'),
+          ...pair('enqueue → job-done arrival', 'enqueueToDoneMs'),
+          ...pair('job-done arrival → next job-take arrival', 'doneToNextTakeMs'),
+          row('enqueue() call itself (kiln side)', l.kiln.enqueueCallMs),
         ],
       ),
     );
     const a = PERF_ANCHORS;
     out.push(
-      '  take answer (enqueue): the parked take is answered synchronously inside enqueue(); answeredAt: stamped in res.end()\'s callback, can lag the write',
+      '  the parked take is answered (written to the socket) inside enqueue(): the true interval lies between the ≥ and ≤ rows;',
+      '  answeredAt is stamped in res.end()\'s callback, which can run after the worker already reacted (negative minimums)',
       `  enqueue → job-done, kiln / floor (same run): p50 ×${fmt(l.enqueueToDoneP50Ratio, 2)}, p99 ×${fmt(l.enqueueToDoneP99Ratio, 2)}`,
       `  for reference (other runs, absolute): runpod-python p50 ${a.runpodPythonEnqueueToDone.p50} / p99 ${a.runpodPythonEnqueueToDone.p99} ms (${a.runpodPythonEnqueueToDone.ref}); Node loop p50 ${a.nodeLoopEnqueueToDone.p50} / p99 ${a.nodeLoopEnqueueToDone.p99} ms (${a.nodeLoopEnqueueToDone.ref})`,
       `  clock check: take → handler start on timeOrigin+now() clocks differs from CLOCK_MONOTONIC by ${fmt(l.kiln.takeToHandlerWallMs.median - l.kiln.takeToHandlerMs.median, 3)} ms (kiln), ${fmt(l.floor.takeToHandlerWallMs.median - l.floor.takeToHandlerMs.median, 3)} ms (floor) at p50`,
@@ -213,7 +227,7 @@ export function formatReport(summary: BenchSummary, header: string): string {
     out.push(`Throughput — ${t.jobs} no-op jobs queued before start, first take → last job-done, ${t.rounds} rounds (order rotated)`);
     out.push(
       table(
-        ['variant', 'jobs/s median', 'min–max', '× floor c=1 (of medians)', '× per round: median [min–max]', 'takes/job', 'WARN/ERROR lines'],
+        ['variant', 'jobs/s median', 'min–max', '× floor c=1 (of medians)', '× per round: median [min–max]', 'takes/job', 'worker CPU µs/job', 'server CPU µs/job', 'WARN/ERROR lines'],
         Object.entries(t.variants).map(([label, v]) => [
           label,
           fmt(v.jobsPerSecond.median, 0),
@@ -221,6 +235,8 @@ export function formatReport(summary: BenchSummary, header: string): string {
           label === 'floor c=1' ? '—' : `×${fmt(v.vsFloorC1.ofMedians, 2)}`,
           label === 'floor c=1' ? '—' : ratioSpread(v.vsFloorC1),
           fmt(v.takesPerJob, 3),
+          v.workerCpuUsPerJob === undefined ? '?' : fmt(v.workerCpuUsPerJob, 0),
+          fmt(v.serverCpuUsPerJob, 0),
           `${v.warnLines}/${v.errorLines}`,
         ]),
       ),

@@ -4,7 +4,7 @@
  * Prints a table and writes every figure and raw sample to `bench/results/<date-time>.json`.
  *
  * @example
- * npm run bench                       # full run (~1–2 min)
+ * npm run bench                       # full run (~1.5 min)
  * npm run bench -- --quick            # smoke run
  * npm run bench -- --only=throughput
  */

@@ -9,7 +9,16 @@ import { serverTime, serverTimeToMonotonic, sleep } from './clock.ts';
 import type { BenchConfig } from './config.ts';
 
 /** The per-job intervals measured, in ms. */
-export const LATENCY_SERIES = ['takeToHandlerMs', 'takeToHandlerAnsweredAtMs', 'takeToHandlerWallMs', 'handlerToDoneMs', 'enqueueToDoneMs', 'enqueueCallMs'] as const;
+export const LATENCY_SERIES = [
+  'takeToHandlerMs',
+  'takeToHandlerLowerMs',
+  'takeToHandlerAnsweredAtMs',
+  'takeToHandlerWallMs',
+  'handlerToDoneMs',
+  'enqueueToDoneMs',
+  'enqueueCallMs',
+  'doneToNextTakeMs',
+] as const;
 /** One of {@link LATENCY_SERIES}. */
 export type LatencySeriesName = (typeof LATENCY_SERIES)[number];
 
@@ -18,13 +27,17 @@ export type LatencySeriesName = (typeof LATENCY_SERIES)[number];
  * synchronously (node:http writes to the socket inside `res.end()`), so the moment `enqueue()` is
  * called is when the take answer goes out, give or take `enqueueCallMs`.
  *
- * - `takeToHandlerMs`: `enqueue()` called → handler start (CLOCK_MONOTONIC on both sides); includes the server's answer cost.
+ * - `takeToHandlerMs`: `enqueue()` called → handler start (CLOCK_MONOTONIC on both sides): an upper bound,
+ *   it includes the server building and writing the answer.
+ * - `takeToHandlerLowerMs`: `enqueue()` returned → handler start: a lower bound (the answer was written before).
  * - `takeToHandlerAnsweredAtMs`: the take's `answeredAt` → handler start. `answeredAt` is stamped in the
  *   `res.end()` callback, which runs when the server's event loop gets to it: later than the write, sometimes by ms.
  * - `takeToHandlerWallMs`: like `takeToHandlerMs` but on `performance.timeOrigin + now()` in both processes (a clock check).
  * - `handlerToDoneMs`: handler start → job-done arrival at the server.
  * - `enqueueToDoneMs`: `enqueue()` called → job-done arrival (PERF.md 3a / 3e).
  * - `enqueueCallMs`: how long `enqueue()` took.
+ * - `doneToNextTakeMs`: the previous job's job-done arrival → arrival of the take this job answers
+ *   (negative: the worker asked for its next job before reporting the last one; PERF.md 3b).
  */
 export type LatencySeries = Record<LatencySeriesName, number[]> & {
   /** Requests per route the server saw over the whole run (warm-up included). */
@@ -45,6 +58,8 @@ interface Side {
   server: LoopbackJobServer;
   child: ChildHandle | undefined;
   series: LatencySeries;
+  /** Arrival of the previous job's job-done. */
+  lastDoneAt: number | undefined;
 }
 
 const PARK_TIMEOUT_MS = 15_000;
@@ -53,11 +68,13 @@ const RESULT_TIMEOUT_MS = 10_000;
 /** Runs `warmupJobs + jobs` jobs through each worker, alternating workers job by job. */
 export async function measureTakeLatency(config: BenchConfig, processes: ProcessGroup, onProgress?: (done: number) => void): Promise<TakeLatencyResult> {
   const { jobs, warmupJobs, pauseMs } = config.takeLatency;
+  if (warmupJobs < 1) throw new RangeError('takeLatency.warmupJobs must be ≥ 1 (the first job has no previous job-done)');
   const sides: Side[] = (['kiln', 'floor'] as const).map((label) => ({
     label,
     server: new LoopbackJobServer({ holdMs: 30_000, record: true }),
     child: undefined,
     series: emptySeries(),
+    lastDoneAt: undefined,
   }));
   try {
     for (const side of sides) {
@@ -98,15 +115,20 @@ async function runOneJob(side: Side, id: string, [minPause, maxPause]: readonly 
   side.server.enqueue({ id, input: {} });
   const enqueueReturnedAt = serverTime();
   const result = await unlessChildExits(side.child!, side.server.waitForResult(id, RESULT_TIMEOUT_MS), `${side.label} job ${id}`);
-  if (take.answeredAt === undefined) throw new Error(`${side.label} job ${id}: its take was not answered before the result arrived`);
   const stamp = readStamp(result.body, id);
+  const previousDoneAt = side.lastDoneAt;
+  side.lastDoneAt = result.at;
   return {
     takeToHandlerMs: stamp.hr - serverTimeToMonotonic(enqueuedAt),
-    takeToHandlerAnsweredAtMs: stamp.hr - serverTimeToMonotonic(take.answeredAt),
+    takeToHandlerLowerMs: stamp.hr - serverTimeToMonotonic(enqueueReturnedAt),
+    // NaN in the unlikely case the take's res.end() callback has not run yet.
+    takeToHandlerAnsweredAtMs: take.answeredAt === undefined ? Number.NaN : stamp.hr - serverTimeToMonotonic(take.answeredAt),
     takeToHandlerWallMs: stamp.wall - enqueuedAt,
     handlerToDoneMs: serverTimeToMonotonic(result.at) - stamp.hr,
     enqueueToDoneMs: result.at - enqueuedAt,
     enqueueCallMs: enqueueReturnedAt - enqueuedAt,
+    // The very first job has no predecessor; it is always a warm-up job (warmupJobs ≥ 1).
+    doneToNextTakeMs: previousDoneAt === undefined ? Number.NaN : take.t - previousDoneAt,
   };
 }
 
@@ -115,11 +137,13 @@ type Sample = Record<LatencySeriesName, number>;
 function emptySeries(): LatencySeries {
   return {
     takeToHandlerMs: [],
+    takeToHandlerLowerMs: [],
     takeToHandlerAnsweredAtMs: [],
     takeToHandlerWallMs: [],
     handlerToDoneMs: [],
     enqueueToDoneMs: [],
     enqueueCallMs: [],
+    doneToNextTakeMs: [],
     counts: {},
     output: { tail: '', warnLines: 0, errorLines: 0 },
   };

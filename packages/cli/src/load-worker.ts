@@ -15,10 +15,16 @@ export async function loadWorker(file: string): Promise<KilnWorker> {
   if (!existsSync(absolute)) throw new Error(`worker file not found: ${file}`);
   (globalThis as Record<symbol, unknown>)[RUNNER_FLAG] = true;
   if (TS_FILE.test(absolute)) {
-    const { register } = await import('tsx/esm/api');
-    register();
+    // Both hooks, as `node --import tsx` does: in a package without "type": "module" (npm init's default) a .ts
+    // file is CommonJS to Node, and with the ESM hooks alone Node 20 fails it with "Cannot require() ES Module … in a cycle".
+    const [esm, cjs] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]);
+    cjs.register();
+    esm.register();
   }
-  const mod = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
+  let mod = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
+  const inner = mod['default'];
+  // A file compiled to CommonJS (tsx or tsc, in a package without "type": "module") has its ES exports on `default`.
+  if (typeof inner === 'object' && inner !== null && (inner as Record<string, unknown>)['__esModule'] === true) mod = inner as Record<string, unknown>;
   if (isKilnWorker(mod['default'])) return mod['default'];
   const found = Object.entries(mod).filter(([, v]) => isKilnWorker(v));
   if (found.length === 1) return found[0]![1] as KilnWorker;

@@ -56,6 +56,7 @@ export class LocalApi {
   #server: http.Server | undefined;
   #capacity = 1;
   #runningCount = 0;
+  #stopped = false;
 
   constructor(worker: KilnWorker, deps: LocalDeps) {
     this.#worker = worker;
@@ -75,8 +76,9 @@ export class LocalApi {
     return `http://${shownHost}:${address.port}`;
   }
 
-  /** Stops listening and aborts running jobs. */
+  /** Stops listening and aborts running jobs; queued jobs never start. */
   async stop(): Promise<void> {
+    this.#stopped = true;
     for (const job of this.#jobs.values()) job.running?.abort('shutdown');
     this.#server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
@@ -163,6 +165,8 @@ export class LocalApi {
   }
 
   #dispatch(): void {
+    // An aborted job frees its slot after stop(): the queue must not refill it.
+    if (this.#stopped) return;
     while (this.#queue.length > 0 && this.#runningCount < this.#currentCapacity()) {
       const job = this.#jobs.get(this.#queue.shift()!);
       if (!job || job.status !== 'IN_QUEUE') continue;

@@ -30,6 +30,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const KILN = path.join(ROOT, 'packages/cli/bin/kiln.js');
 const ECHO_TS = path.join(ROOT, 'examples/echo/src/worker.ts');
 const STREAM_TS = fileURLToPath(new URL('./test-workers/aggregate-stream.ts', import.meta.url));
+const SETUP_FAILS_TS = fileURLToPath(new URL('./test-workers/setup-fails.ts', import.meta.url));
 /** `node <file.ts>` with the workspace's sources: the worker file is the main module and starts itself. */
 const NODE_TS = ['--conditions=kiln-source', '--import', 'tsx'];
 /** Safety net only: every wait below ends on an event long before this. */
@@ -244,6 +245,17 @@ describe('--test-input (child process)', () => {
     assert.equal(info.error_message, 'boom');
     assert.match(info.error_traceback, /boom/);
     assert.match(run.stderr, /job failed: Error: boom/);
+  });
+
+  test('a setup that throws fails the job with a SetupError carrying its message, exit 1', async () => {
+    const run = await runNode([KILN, 'worker', SETUP_FAILS_TS, ...testInput({ input: {} })]);
+    assert.equal(run.code, 1, run.stderr);
+    const status = statusLine(run);
+    assert.equal(status.status, 'FAILED');
+    const info = errorObject(status);
+    assert.equal(info.error_type, 'SetupError');
+    assert.match(info.error_message, /model weights not found at \/models\/missing\.onnx/);
+    assert.match(info.error_traceback, /setup-fails\.ts/);
   });
 
   test('a streaming handler is iterated: every chunk is a JSON line on stderr, and the aggregated output holds them all', async () => {
@@ -600,6 +612,44 @@ describe('--serve-api (in process, real socket)', () => {
       assert.equal(status.status, 'COMPLETED');
       assert.equal(status.output, payload.length);
     });
+  });
+
+  test('stopping the API aborts the running job with cause shutdown and starts none of the queued jobs', async () => {
+    const started: string[] = [];
+    const firstStarted = deferred<string>();
+    const aborted = deferred<unknown>();
+    const worker = defineWorker({
+      handler(job, ctx) {
+        started.push(job.id);
+        firstStarted.resolve(job.id);
+        return untilAborted(ctx.signal, (reason) => aborted.resolve(reason));
+      },
+    });
+    const ready = deferred<{ url: string; stop: () => Promise<void> }>();
+    const exited = runWorker(worker, {
+      environment: readWorkerEnvironment({}, ['--serve-api', '--port', '0']),
+      handleSignals: false,
+      logSink: () => {},
+      onReady: ({ url, stop }) => ready.resolve({ url: url!, stop }),
+    });
+    const api = await within(ready.promise, 'the local API to listen');
+    let stopped = false;
+    try {
+      const running = String((await call('POST', `${api.url}/run`, { input: 'running' })).body['id']);
+      await within(firstStarted.promise, 'the first job to start');
+      await call('POST', `${api.url}/run`, { input: 'queued' });
+      await api.stop();
+      stopped = true;
+      assert.equal(await within(exited, 'runWorker to return'), 0);
+      const reason = await within(aborted.promise, "the running job's signal to abort");
+      assert.ok(reason instanceof JobAbortedError, `reason is ${String(reason)}`);
+      assert.equal(reason.kind, 'shutdown');
+      // The aborted job ends through promise callbacks alone: one macrotask later, whatever it would start has started.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(started, [running], 'no queued job starts once the API is stopped');
+    } finally {
+      if (!stopped) await api.stop();
+    }
   });
 
   test('every route also answers under /v2/{endpoint}/, so RunPod clients work with a base URL ending in /v2', async () => {
