@@ -24,10 +24,17 @@ export interface ColdStartResult {
 
 type Variant = 'node -e 0' | 'echo worker' | 'bare worker' | 'floor loop';
 const VARIANTS: readonly Variant[] = ['node -e 0', 'echo worker', 'bare worker', 'floor loop'];
+/** The worker file each variant runs (`node -e 0` runs none). */
+const WORKER_FILE: Record<Variant, keyof BenchConfig['files'] | undefined> = {
+  'node -e 0': undefined,
+  'echo worker': 'echoWorker',
+  'bare worker': 'bareWorker',
+  'floor loop': 'floorLoop',
+};
 const FIRST_TAKE_TIMEOUT_MS = 15_000;
 
 /** Runs warm-up rounds, then `rounds` measured rounds, rotating the variants' order each round. */
-export async function measureColdStart(config: BenchConfig, processes: ProcessGroup, onRound?: (round: number) => void): Promise<ColdStartResult> {
+export async function measureColdStart(config: BenchConfig, processes: ProcessGroup): Promise<ColdStartResult> {
   const { rounds, warmupRounds } = config.coldStart;
   const result: ColdStartResult = { nodeExitMs: [], echoFirstTakeMs: [], bareFirstTakeMs: [], floorFirstTakeMs: [], orders: [] };
   for (let round = -warmupRounds; round < rounds; round++) {
@@ -36,20 +43,8 @@ export async function measureColdStart(config: BenchConfig, processes: ProcessGr
     const times = new Map<Variant, number>();
     for (const variant of order) {
       const workerId = `cold-${round}-${variant.replace(/\W+/g, '-')}`;
-      switch (variant) {
-        case 'node -e 0':
-          times.set(variant, await spawnToExit(config, processes));
-          break;
-        case 'echo worker':
-          times.set(variant, await spawnToFirstTake(config, processes, [config.files.echoWorker], workerId));
-          break;
-        case 'bare worker':
-          times.set(variant, await spawnToFirstTake(config, processes, [config.files.bareWorker], workerId));
-          break;
-        case 'floor loop':
-          times.set(variant, await spawnToFirstTake(config, processes, [config.files.floorLoop], workerId));
-          break;
-      }
+      const file = WORKER_FILE[variant];
+      times.set(variant, file === undefined ? await spawnToExit(config, processes) : await spawnToFirstTake(config, processes, [config.files[file]], workerId));
     }
     if (round < 0) continue;
     result.nodeExitMs.push(times.get('node -e 0')!);
@@ -57,7 +52,6 @@ export async function measureColdStart(config: BenchConfig, processes: ProcessGr
     result.bareFirstTakeMs.push(times.get('bare worker')!);
     result.floorFirstTakeMs.push(times.get('floor loop')!);
     result.orders.push(order);
-    onRound?.(round);
   }
   return result;
 }

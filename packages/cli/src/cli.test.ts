@@ -25,7 +25,6 @@ interface Finished {
 
 async function kiln(args: string[], cwd = ROOT): Promise<Finished> {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env['NODE_TEST_CONTEXT'];
   for (const key of Object.keys(env)) if (key.startsWith('RUNPOD_')) delete env[key];
   const child = spawn(process.execPath, [KILN, ...args], { cwd, env, stdio: 'pipe' });
   child.stdin.end();

@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from './log.ts';
-import { isUnderTestRunner } from './worker-env.ts';
 import type { InferOutput, StandardSchemaV1 } from './standard-schema.ts';
 
 /** How `setup()` is scheduled: before the first job-take (`eager`), or on the first job (`lazy`). */
@@ -187,7 +186,7 @@ function callerFile(): string | undefined {
 function isMainModule(file: string): boolean {
   const main = process.argv[1];
   // A test file that defines workers is the main module too, but must not start them.
-  if (!main || isUnderTestRunner() || /\.test\.[cm]?[jt]s$/.test(main)) return false;
+  if (!main || /\.test\.[cm]?[jt]s$/.test(main)) return false;
   const resolved = path.resolve(main);
   return resolved === file || resolved.replace(/\.[cm]?[jt]s$/, '') === file.replace(/\.[cm]?[jt]s$/, '');
 }

@@ -41,10 +41,9 @@ type Json = Record<string, unknown>;
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-/** This process's environment without the test runner's marker (under which defineWorker never starts a worker) or any RunPod variable. */
+/** This process's environment without any RunPod variable (the test runner's marker stays: spawned workers must start under it). */
 function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env['NODE_TEST_CONTEXT'];
   for (const key of Object.keys(env)) if (key.startsWith('RUNPOD_')) delete env[key];
   return env;
 }

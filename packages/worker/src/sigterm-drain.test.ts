@@ -33,7 +33,6 @@ interface WorkerProcess {
 function startWorker(server: LoopbackJobServer, workerId: string): WorkerProcess {
   const env: NodeJS.ProcessEnv = { ...process.env };
   // Under node --test this is set, and defineWorker would then not start the worker by itself.
-  delete env['NODE_TEST_CONTEXT'];
   for (const key of Object.keys(env)) if (key.startsWith('RUNPOD_')) delete env[key];
   Object.assign(env, server.workerEnv(workerId, { pingIntervalMs: 1000 }));
   const child = spawn(process.execPath, ['--conditions=kiln-source', '--import', 'tsx', ECHO_TS], { cwd: ROOT, env, stdio: 'pipe' });

@@ -146,7 +146,3 @@ function parseFlags(argv: readonly string[]): ParsedFlags {
   return out;
 }
 
-/** True inside a `node --test` child process, where defined workers must not start themselves. */
-export function isUnderTestRunner(env: Record<string, string | undefined> = process.env): boolean {
-  return env['NODE_TEST_CONTEXT'] !== undefined;
-}
