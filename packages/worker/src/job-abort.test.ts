@@ -1,20 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, test } from 'node:test';
+import { beforeEach, test } from 'node:test';
 import { parseErrorString } from '@kiln/protocol';
 import { ManualClock } from './clock.ts';
 import { defineWorker, JobAbortedError } from './define-worker.ts';
-import { LoopbackJobServer } from './testing/loopback-job-server.ts';
+import type { LoopbackJobServer } from './testing/loopback-job-server.ts';
+import { useLoopbackServer } from './testing/use-loopback-server.ts';
 import { startWorkerInProcess } from './testing/run-in-process.ts';
 
+const useServer = useLoopbackServer();
 let server: LoopbackJobServer;
-before(async () => {
-  server = new LoopbackJobServer({ holdMs: 300 });
-  await server.start();
-});
-after(() => server.stop());
-beforeEach(async () => {
-  await server.waitFor(() => server.heldTakes === 0, 5000, 'no held takes');
-  server.reset();
+beforeEach(() => {
+  server = useServer();
 });
 
 /** A handler that waits for its signal and records why it aborted. */

@@ -1,20 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, test } from 'node:test';
+import { beforeEach, test } from 'node:test';
 import { ManualClock } from './clock.ts';
 import { defineWorker } from './define-worker.ts';
 import { LOOP_TIMINGS } from './job-loop.ts';
-import { LoopbackJobServer } from './testing/loopback-job-server.ts';
+import type { LoopbackJobServer } from './testing/loopback-job-server.ts';
+import { useLoopbackServer } from './testing/use-loopback-server.ts';
 import { startWorkerInProcess } from './testing/run-in-process.ts';
 
+const useServer = useLoopbackServer();
 let server: LoopbackJobServer;
-before(async () => {
-  server = new LoopbackJobServer({ holdMs: 300 });
-  await server.start();
-});
-after(() => server.stop());
-beforeEach(async () => {
-  await server.waitFor(() => server.heldTakes === 0, 5000, 'no held takes');
-  server.reset();
+beforeEach(() => {
+  server = useServer();
 });
 
 const echo = defineWorker({ handler: (job) => job.input });
