@@ -138,8 +138,8 @@ export function defineWorker<Schema extends StandardSchemaV1 | undefined = undef
   const worker = Object.freeze({ [WORKER_BRAND]: true as const, definition: Object.freeze({ ...definition }) });
   const caller = callerFile();
   if (caller && isMainModule(caller) && !(globalThis as Record<symbol, unknown>)[RUNNER_FLAG]) {
-    // After the module finished evaluating, so its other exports exist; not if the module ran it itself.
-    setImmediate(() => {
+    // After the module's synchronous evaluation; not if the module started it itself.
+    process.nextTick(() => {
       if (STARTED.has(worker)) return;
       void import('./run-worker.ts').then(({ runWorkerAsMain }) => runWorkerAsMain(worker));
     });

@@ -5,8 +5,8 @@ export const RUNTIME_VERSION = 'kiln-0.1.0';
 
 /** Who is reporting an error: fields of RunPod's error object that do not depend on the error. */
 export interface ErrorOrigin {
-  hostname: string;
-  workerId: string;
+  readonly hostname: string;
+  readonly workerId: string;
 }
 
 /**

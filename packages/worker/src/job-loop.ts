@@ -24,6 +24,9 @@ export const LOOP_TIMINGS = {
   takeErrorBackoffMs: [100, 5000] as const,
 } as const;
 
+/** With a setup longer than this, pinging starts before the first take. */
+export const PING_DURING_SETUP_MS = 500;
+
 /** What the production loop needs. */
 export interface JobLoopOptions {
   worker: KilnWorker;
@@ -37,6 +40,8 @@ export interface JobLoopOptions {
   clock: Clock;
   log: Logger;
   tmpRoot?: string;
+  /** Called once the first take is out (or setup has run for a while): deferred start-up work may begin. */
+  onRunning?: () => void;
 }
 
 /**
@@ -59,6 +64,7 @@ export class JobLoop {
   #ended: Promise<void> | undefined;
   #loops: Promise<void>[] = [];
   #jobsTaken = 0;
+  #afterFirstTake: () => void = () => {};
   #markEnded: () => void = () => {};
   readonly #endedPromise = new Promise<void>((resolve) => {
     this.#markEnded = resolve;
@@ -86,10 +92,35 @@ export class JobLoop {
 
   /** Starts pinging, runs setup when it is eager, then starts taking jobs. */
   async start(): Promise<void> {
-    this.#loops.push(this.#pingLoop());
+    // Cold start is spawn → first job-take: the take goes out first, and the ping and job-stop loops
+    // start one event-loop turn later so their connects do not compete with it. A long setup still
+    // pings (after PING_DURING_SETUP_MS) so the platform sees the worker alive.
+    let pinging = false;
+    const startPinging = () => {
+      if (pinging) return;
+      pinging = true;
+      this.#o.onRunning?.();
+      this.#loops.push(this.#pingLoop());
+    };
+    const setupWait = new AbortController();
+    void this.#o.clock.sleep(PING_DURING_SETUP_MS, setupWait.signal).then(() => {
+      if (!setupWait.signal.aborted) startPinging();
+    });
+    this.#afterFirstTake = () => {
+      this.#afterFirstTake = () => {};
+      setupWait.abort();
+      setImmediate(() => {
+        startPinging();
+        this.#loops.push(this.#stopLoop());
+      });
+    };
     if ((this.#o.worker.definition.load ?? 'eager') === 'eager') await this.#o.setup.run();
-    if (this.#stopping) return;
-    this.#loops.push(this.#takeLoop(), this.#stopLoop());
+    if (this.#stopping) {
+      setupWait.abort();
+      this.#o.onRunning?.();
+      return;
+    }
+    this.#loops.push(this.#takeLoop());
   }
 
   /**
@@ -177,12 +208,14 @@ export class JobLoop {
       const started = performance.now();
       let res: HttpResponse;
       try {
-        res = await this.#http.request(url, {
+        const pending = this.#http.request(url, {
           method: 'GET',
           headers: this.#headers,
           signal: this.#takeAbort.signal,
           timeoutMs: LOOP_TIMINGS.longPollCapMs,
         });
+        this.#afterFirstTake();
+        res = await pending;
       } catch (err) {
         if (this.#stopping) break;
         backoff = nextBackoff(backoff);

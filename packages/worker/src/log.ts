@@ -47,3 +47,23 @@ export function createLogger(options: { sink?: LogSink; level?: LogLevel; reques
     forJob: (jobId) => createLogger({ sink, level: LOG_LEVELS[threshold] ?? 'INFO', requestId: jobId }),
   };
 }
+
+/**
+ * A sink that holds lines until `release()`, then writes them and every later line to `target`.
+ * The production loop releases it once the first job-take is out: initialising `process.stdout`
+ * costs ≈2 ms, which would otherwise delay every cold start.
+ */
+export function deferredSink(target: LogSink): LogSink & { release(): void } {
+  let held: string[] | undefined = [];
+  const sink = ((line: string) => {
+    if (held) held.push(line);
+    else target(line);
+  }) as LogSink & { release(): void };
+  sink.release = () => {
+    if (!held) return;
+    const lines = held;
+    held = undefined;
+    for (const line of lines) target(line);
+  };
+  return sink;
+}

@@ -2,7 +2,7 @@ import { realClock, type Clock } from './clock.ts';
 import { markStarted, type KilnWorker } from './define-worker.ts';
 import { JobLoop } from './job-loop.ts';
 import { resolveJobUrls } from './job-urls.ts';
-import { createLogger, stderrSink, stdoutSink, type LogSink } from './log.ts';
+import { createLogger, deferredSink, stderrSink, stdoutSink, type LogSink } from './log.ts';
 import { SetupGate } from './setup-gate.ts';
 import { readWorkerEnvironment, type WorkerEnvironment } from './worker-env.ts';
 
@@ -35,7 +35,9 @@ export async function runWorker(worker: KilnWorker, options: RunWorkerOptions = 
   const clock = options.clock ?? realClock;
   const { mode } = environment;
   const local = mode.kind !== 'production';
-  const log = createLogger({ sink: options.logSink ?? (local ? stderrSink : stdoutSink), level: environment.logLevel });
+  const sink = deferredSink(options.logSink ?? (local ? stderrSink : stdoutSink));
+  if (local) sink.release();
+  const log = createLogger({ sink, level: environment.logLevel });
   const shutdown = new AbortController();
   const setup = new SetupGate<unknown>({
     setup: worker.definition.setup ? () => worker.definition.setup!({ workerId: environment.workerId, log, signal: shutdown.signal }) : undefined,
@@ -43,7 +45,12 @@ export async function runWorker(worker: KilnWorker, options: RunWorkerOptions = 
     clock,
     log,
   });
-  const origin = { hostname: environment.hostname, workerId: environment.workerId };
+  const origin = {
+    get hostname() {
+      return environment.hostname;
+    },
+    workerId: environment.workerId,
+  };
 
   switch (mode.kind) {
     case 'usage':
@@ -81,6 +88,7 @@ export async function runWorker(worker: KilnWorker, options: RunWorkerOptions = 
         pingEnabled: mode.pingEnabled,
         clock,
         log,
+        onRunning: () => sink.release(),
         ...(options.tmpRoot ? { tmpRoot: options.tmpRoot } : {}),
       });
       if (options.handleSignals !== false) {
@@ -100,6 +108,7 @@ export async function runWorker(worker: KilnWorker, options: RunWorkerOptions = 
       await loop.start();
       await loop.ended;
       shutdown.abort();
+      sink.release();
       log.info('worker exiting', { jobs: loop.jobsTaken });
       return 0;
     }

@@ -48,13 +48,18 @@ export function readWorkerEnvironment(
   const workerId = env['RUNPOD_POD_ID'] || `local-${process.pid}`;
   const level = (env['RUNPOD_LOG_LEVEL'] ?? env['RUNPOD_DEBUG_LEVEL'] ?? flags.values.get('log-level') ?? 'INFO').toUpperCase();
   const logLevel: LogLevel = (LOG_LEVELS as readonly string[]).includes(level) ? (level as LogLevel) : level === 'WARNING' ? 'WARN' : 'INFO';
-  const base = {
+  let hostname = env['RUNPOD_POD_HOSTNAME'] || undefined;
+  return Object.freeze({
     workerId,
     endpointId: env['RUNPOD_ENDPOINT_ID'] || undefined,
-    hostname: env['RUNPOD_POD_HOSTNAME'] || os.hostname() || 'unknown',
+    // Looked up on first use (an error body): not on the cold-start path.
+    get hostname() {
+      hostname ??= os.hostname() || 'unknown';
+      return hostname;
+    },
     logLevel,
-  };
-  return Object.freeze({ ...base, mode: pickMode(env, flags, cwd) });
+    mode: pickMode(env, flags, cwd),
+  });
 }
 
 function pickMode(env: Record<string, string | undefined>, flags: ParsedFlags, cwd: string): WorkerMode {
