@@ -49,3 +49,5 @@ export type {
   StreamItem,
   StreamResponse,
 } from './client-api.ts';
+export { ManualClock, realClock } from './clock.ts';
+export type { Clock } from './clock.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { beforeEach, test } from 'node:test';
 import { parseErrorString } from '@kiln/protocol';
-import { ManualClock } from './clock.ts';
+import { ManualClock } from '@kiln/protocol';
 import { defineWorker, JobAbortedError } from './define-worker.ts';
 import type { LoopbackJobServer } from './testing/loopback-job-server.ts';
 import { useLoopbackServer } from './testing/use-loopback-server.ts';

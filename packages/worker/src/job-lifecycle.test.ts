@@ -6,7 +6,7 @@ import path from 'node:path';
 import { beforeEach, test } from 'node:test';
 import { parseErrorString } from '@kiln/protocol';
 import { z } from 'zod';
-import { ManualClock } from './clock.ts';
+import { ManualClock } from '@kiln/protocol';
 import { defineWorker } from './define-worker.ts';
 import type { LoopbackJobServer } from './testing/loopback-job-server.ts';
 import { useLoopbackServer } from './testing/use-loopback-server.ts';

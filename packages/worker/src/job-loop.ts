@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { formatPingQuery, parseStopResponse, parseTakeResponse, type Job } from '@kiln/protocol';
-import type { Clock } from './clock.ts';
+import type { Clock } from '@kiln/protocol';
 import type { KilnWorker } from './define-worker.ts';
 import { describe, RUNTIME_VERSION, type ErrorOrigin } from './error-body.ts';
 import { HttpClient, type HttpResponse } from './http-client.ts';

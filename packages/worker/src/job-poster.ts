@@ -1,5 +1,5 @@
 import type { DoneBody } from '@kiln/protocol';
-import type { Clock } from './clock.ts';
+import type { Clock } from '@kiln/protocol';
 import type { HttpClient } from './http-client.ts';
 import type { JobChannel } from './job-runner.ts';
 import type { JobUrls } from './job-urls.ts';

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rm } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WORKER_LIMITS, type DoneBody, type Job } from '@kiln/protocol';
-import type { Clock } from './clock.ts';
+import type { Clock } from '@kiln/protocol';
 import { JobAbortedError, type HandlerContext, type JobAbortCause, type WorkerDefinition } from './define-worker.ts';
 import { describe, errorString, thrownErrorString, type ErrorOrigin } from './error-body.ts';
 import type { Logger } from './log.ts';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { parseErrorString, type Job } from '@kiln/protocol';
-import type { Clock } from './clock.ts';
+import type { Clock } from '@kiln/protocol';
 import type { KilnWorker } from './define-worker.ts';
 import type { ErrorOrigin } from './error-body.ts';
 import { startJob } from './job-runner.ts';

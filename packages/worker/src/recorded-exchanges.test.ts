@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { parseErrorString } from '@kiln/protocol';
-import { ManualClock, type Clock } from './clock.ts';
+import { ManualClock, type Clock } from '@kiln/protocol';
 import { defineWorker, type KilnWorker } from './define-worker.ts';
 import { LoopbackJobServer, type QueuedJob, type RecordedRequest } from './testing/loopback-job-server.ts';
 import { startWorkerInProcess } from './testing/run-in-process.ts';

@@ -1,4 +1,4 @@
-import { realClock, type Clock } from './clock.ts';
+import { realClock, type Clock } from '@kiln/protocol';
 import { markStarted, type KilnWorker } from './define-worker.ts';
 import { JobLoop } from './job-loop.ts';
 import { resolveJobUrls } from './job-urls.ts';

@@ -1,4 +1,4 @@
-import type { Clock } from './clock.ts';
+import type { Clock } from '@kiln/protocol';
 import type { Logger } from './log.ts';
 
 /** Where setup stands. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { beforeEach, test } from 'node:test';
-import { ManualClock } from './clock.ts';
+import { ManualClock } from '@kiln/protocol';
 import { defineWorker } from './define-worker.ts';
 import { PING_DURING_SETUP_MS } from './job-loop.ts';
 import { deferredSink } from './log.ts';

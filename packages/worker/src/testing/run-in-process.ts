@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@kiln/protocol';
 import type { KilnWorker } from '../define-worker.ts';
 import { runWorker } from '../run-worker.ts';
 import { readWorkerEnvironment } from '../worker-env.ts';

@@ -1,0 +1,174 @@
+import type { JobState, RunPolicy, S3Config } from '@kiln/protocol';
+
+/**
+ * A job as the store keeps it. Times are epoch milliseconds from the gateway's clock.
+ * `output` is the final output once COMPLETED (or FAILED with an output), else the last progress
+ * value while IN_PROGRESS (RunPod shows progress as `output`).
+ */
+export interface JobRecord {
+  id: string;
+  endpoint: string;
+  status: JobState;
+  input: unknown;
+  webhook: string | null;
+  policy: RunPolicy;
+  s3Config: S3Config | null;
+  /** Undefined when the job has no output (and no progress) yet. */
+  output?: unknown;
+  error: string | null;
+  /** The worker holding the job (IN_PROGRESS), or the one that last held it. */
+  workerId: string | null;
+  /** How many times a worker has claimed the job (raised when a dead worker's job is requeued). */
+  attempts: number;
+  /** How many times `/retry` put it back in the queue. */
+  retries: number;
+  lowPriority: boolean;
+  createdAt: number;
+  /** When it was last put in the queue (creation, requeue or retry): `delayTime` counts from here. */
+  queuedAt: number;
+  takenAt: number | null;
+  finishedAt: number | null;
+  /** TTL deadline: the job is TIMED_OUT (queued) or deleted (finished) after this. */
+  expiresAt: number;
+  /** Execution deadline while IN_PROGRESS. */
+  executionDeadline: number | null;
+  /** Milliseconds this job may run once claimed (policy.executionTimeout or the endpoint default). */
+  executionTimeoutMs: number;
+  /** Finished results are deleted after this (RunPod: 30 min for /run, 1 min for /runsync). */
+  retainUntil: number | null;
+  /** A client-chosen idempotency key, unique per endpoint. */
+  idempotencyKey: string | null;
+}
+
+/** What `enqueue` needs. */
+export interface NewJob {
+  id: string;
+  endpoint: string;
+  input: unknown;
+  webhook?: string | null;
+  policy?: RunPolicy;
+  s3Config?: S3Config | null;
+  createdAt: number;
+  expiresAt: number;
+  executionTimeoutMs: number;
+  idempotencyKey?: string | null;
+}
+
+/** The final result of a job, as a worker reported it. */
+export interface JobResult {
+  output?: unknown;
+  error?: string;
+}
+
+/** One stream chunk of a job, numbered from 1 in arrival order. */
+export interface StreamChunk {
+  seq: number;
+  output: unknown;
+}
+
+/** Per-endpoint counts for `/health` and scaling. */
+export interface EndpointCounts {
+  inQueue: number;
+  inProgress: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  timedOut: number;
+  retried: number;
+  /** `queuedAt` of the oldest IN_QUEUE job that is not lowPriority, or null. */
+  oldestQueuedAt: number | null;
+  /** IN_QUEUE jobs that are not lowPriority (these alone may cause a scale-up). */
+  inQueueScalable: number;
+}
+
+/** One captured log line of a worker process. */
+export interface LogLine {
+  /** Assigned by the store, increasing. */
+  seq?: number;
+  endpoint: string;
+  workerId: string;
+  /** The job the line belongs to (`requestId` of a JSON log line), if any. */
+  jobId: string | null;
+  stream: 'stdout' | 'stderr';
+  time: number;
+  line: string;
+}
+
+/** What jobs came back from a worker that stopped pinging or exited. */
+export interface RequeueOutcome {
+  requeued: JobRecord[];
+  failed: JobRecord[];
+}
+
+/**
+ * The one place job state lives. Every transition is a single guarded statement: it applies only
+ * when the job is in the expected state (and, for worker reports, held by that worker), and
+ * returns undefined / false / [] when it did not apply, so late, duplicate or foreign reports
+ * change nothing. Adapters: SQLite (one file, embedded) and PostgreSQL (several gateways).
+ */
+export interface JobStore {
+  /** Applies pending numbered migrations. Idempotent. */
+  migrate(): Promise<void>;
+  /** Closes connections. */
+  close(): Promise<void>;
+
+  /** Inserts a new IN_QUEUE job. With an idempotency key already used on the endpoint, returns the existing job and `created: false`. */
+  enqueue(job: NewJob): Promise<{ job: JobRecord; created: boolean }>;
+  /** A job of an endpoint, or undefined (unknown, or deleted after its retention/TTL). */
+  get(endpoint: string, id: string): Promise<JobRecord | undefined>;
+
+  /**
+   * IN_QUEUE → IN_PROGRESS for up to `limit` jobs of the endpoint, oldest `queuedAt` first
+   * (lowPriority after the others), skipping expired ones: sets workerId, takenAt = now,
+   * executionDeadline = now + executionTimeoutMs, attempts + 1. Safe under concurrent claims
+   * (no job is claimed twice). May return fewer jobs than asked, or none.
+   */
+  claim(endpoint: string, workerId: string, limit: number, now: number): Promise<JobRecord[]>;
+  /** Puts jobs claimed for a take request that could not be answered (client gone) back: IN_PROGRESS → IN_QUEUE, attempts − 1. Only jobs still held by `workerId`. */
+  unclaim(ids: string[], workerId: string): Promise<number>;
+
+  /** Progress while IN_PROGRESS and held by `workerId`: stores `output`. False otherwise (after the end, foreign worker). */
+  progress(id: string, workerId: string, output: unknown): Promise<boolean>;
+  /** Appends stream chunks while IN_PROGRESS and held by `workerId`. False otherwise. */
+  appendStream(id: string, workerId: string, outputs: unknown[]): Promise<boolean>;
+  /** Stream chunks with seq > `afterSeq`, in order. */
+  streamChunks(id: string, afterSeq: number): Promise<StreamChunk[]>;
+  /** IN_PROGRESS (held by `workerId`) → COMPLETED, or FAILED when `result.error` is set. Undefined when it did not apply. */
+  finish(id: string, workerId: string, result: JobResult, now: number, retainUntil: number): Promise<JobRecord | undefined>;
+
+  /** IN_QUEUE | IN_PROGRESS → CANCELLED. Returns the job after the call (unchanged if it was already final), undefined if unknown. */
+  cancel(endpoint: string, id: string, now: number, retainUntil: number): Promise<{ job: JobRecord; changed: boolean } | undefined>;
+  /** FAILED | TIMED_OUT → IN_QUEUE (same id): output, error, worker and stream cleared, retries + 1, queuedAt = now, new expiresAt. Undefined when it did not apply. */
+  retry(endpoint: string, id: string, now: number, expiresAt: number): Promise<JobRecord | undefined>;
+  /** IN_QUEUE → CANCELLED for every queued job of the endpoint; returns how many. */
+  purgeQueue(endpoint: string, now: number, retainUntil: number): Promise<number>;
+
+  /** IN_PROGRESS past executionDeadline → TIMED_OUT. Returns those jobs (the caller tells their workers to stop). */
+  timeOutExecutions(now: number, retainUntil: number): Promise<JobRecord[]>;
+  /** IN_QUEUE past expiresAt → TIMED_OUT. */
+  expireQueued(now: number, retainUntil: number): Promise<JobRecord[]>;
+  /**
+   * Jobs IN_PROGRESS held by a worker that died or stopped pinging: back to IN_QUEUE (worker
+   * cleared, queuedAt = now) while attempts < maxAttempts, else FAILED with `reason` as error.
+   */
+  releaseWorkerJobs(workerId: string, reason: string, maxAttempts: number, now: number, retainUntil: number): Promise<RequeueOutcome>;
+  /** IN_PROGRESS jobs held by a worker, by id (for ping reconciliation and stop requests). */
+  heldBy(workerId: string): Promise<JobRecord[]>;
+  /** Deletes finished jobs past retainUntil and any job past expiresAt; returns how many. */
+  deleteExpired(now: number): Promise<number>;
+
+  /**
+   * Calls `listener` whenever jobs may have become claimable on an endpoint (enqueue, retry,
+   * requeue, unclaim), including those made by other gateways on the same PostgreSQL database
+   * (LISTEN/NOTIFY). Returns a function that unsubscribes.
+   */
+  onJobsAvailable(listener: (endpoint: string) => void): () => void;
+
+  /** Counts for `/health` and the scaler. */
+  counts(endpoint: string): Promise<EndpointCounts>;
+
+  /** Stores captured worker log lines. */
+  appendLogs(lines: LogLine[]): Promise<void>;
+  /** Log lines, oldest first, filtered by endpoint and optionally worker or job, after `afterSeq`. */
+  readLogs(query: { endpoint: string; workerId?: string; jobId?: string; afterSeq?: number; limit?: number }): Promise<LogLine[]>;
+}
