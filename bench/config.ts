@@ -21,9 +21,11 @@ export interface BenchConfig {
   /** Flags that let node run a bench worker written in TypeScript against the runtime's sources. */
   readonly tsxArgs: readonly string[];
   readonly files: {
-    /** The compiled echo example, as a user would deploy it. */
+    /** The echo example as a thin deploy image ships it: one esbuild CommonJS file (runtime + valibot inlined). */
+    readonly echoBundle: string;
+    /** The echo example's tsc output (ESM; imports @kiln/worker's dist/ and valibot from node_modules). */
     readonly echoWorker: string;
-    /** The smallest kiln worker in plain JS on the compiled runtime (no schema, no zod). */
+    /** The smallest kiln worker in plain JS on the compiled runtime (no input schema, no schema library). */
     readonly bareWorker: string;
     /** A kiln worker whose handler only returns timestamps; concurrency from BENCH_CONCURRENCY. */
     readonly noopWorker: string;
@@ -64,6 +66,7 @@ export function readBenchConfig(argv: readonly string[], env: Readonly<Record<st
     baseEnv: Object.freeze(baseEnv),
     tsxArgs: Object.freeze(['--conditions=kiln-source', '--import', 'tsx']),
     files: Object.freeze({
+      echoBundle: path.join(repoRoot, 'examples/echo/dist/worker.bundle.cjs'),
       echoWorker: path.join(repoRoot, 'examples/echo/dist/worker.js'),
       bareWorker: path.join(repoRoot, 'bench/workers/bare-worker.mjs'),
       noopWorker: path.join(repoRoot, 'bench/workers/noop-worker.ts'),
