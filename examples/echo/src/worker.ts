@@ -28,6 +28,7 @@ export default defineWorker({
   },
   handler(job, ctx) {
     const { message, sleepMs, stream, progressSteps, fail } = job.input;
+    ctx.log.info(`echoing ${message.length} characters${stream ? ' as a stream' : ''}`);
     if (stream) return words(message, sleepMs, ctx.signal);
     return (async () => {
       const steps = Math.max(1, progressSteps);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { readWorkerEnvironment, runWorkerAsMain, WORKER_USAGE } from '@kiln/worker';
+import type { GatewayCommandOptions } from './gateway-commands.ts';
 import { loadWorker } from './load-worker.ts';
 
 /** The CLI's version, from its package.json. */
@@ -31,6 +32,23 @@ export async function main(argv: readonly string[]): Promise<number> {
       const worker = await loadWorker(file);
       await runWorkerAsMain(worker, { environment: readWorkerEnvironment(process.env, workerArgs) });
     });
+
+  for (const [name, description] of [
+    ['serve', "run the gateway: RunPod's endpoint and worker APIs, the job store, and the workers of every endpoint in the config"],
+    ['dev', 'the gateway for development: readable logs, and workers restarted when their files change'],
+  ] as const) {
+    program
+      .command(name)
+      .description(description)
+      .option('-c, --config <file>', 'the kiln config file', 'kiln.config.json')
+      .option('-p, --port <port>', 'port to listen on (overrides the config; 0 picks a free one)')
+      .option('--host <host>', 'address to bind (overrides the config; non-loopback needs API keys)')
+      .action(async (options: GatewayCommandOptions) => {
+        // Loaded only here: `kiln worker` must not pay for the gateway's dependencies at start-up.
+        const commands = await import('./gateway-commands.ts');
+        exitCode = await (name === 'serve' ? commands.serveCommand : commands.devCommand)(options, process.env);
+      });
+  }
 
   try {
     await program.parseAsync(argv, { from: 'user' });

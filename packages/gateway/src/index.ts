@@ -1,1 +1,32 @@
-export {};
+export { openSqliteStore } from './sqlite-store.ts';
+export type { SqliteStoreOptions } from './sqlite-store.ts';
+export { openPostgresStore } from './postgres-store.ts';
+export type { PostgresStoreOptions } from './postgres-store.ts';
+export type { EndpointCounts, JobRecord, JobResult, JobStore, LogLine, NewJob, RequeueOutcome, StreamChunk } from './job-store.ts';
+export { CONFIG_LIMITS, ConfigError, DEFAULT_SQLITE_PATH, ENDPOINT_NAME_PATTERN, formatIssue, isLoopbackHost, isPostgresUrl, loadConfig, parseConfig } from './config.ts';
+export type { ConfigIssue, EndpointConfig, EnvValue, GatewayConfig, GatewaySettings, GpuConfig, ParseConfigOptions, ScalerConfig, VolumeConfig, WorkerCommandConfig } from './config.ts';
+export {
+  EndpointNotFoundError,
+  IdempotencyConflictError,
+  InvalidRequestError,
+  InvalidTransitionError,
+  JobNotFoundError,
+  PayloadTooLargeError,
+  RateLimitedError,
+  UnauthorizedError,
+  toHttpResponse,
+} from './errors.ts';
+export type { ErrorBody, ErrorStatus, GatewayError, HttpErrorResponse } from './errors.ts';
+export { JOB_EVENTS_RECHECK_MS, JobEvents } from './job-events.ts';
+export { createHttpApp } from './http-app.ts';
+export type { GatewayContext, HttpLogger, WorkerCounts } from './http-app.ts';
+export { STREAM_HOLD_MS, createClientApi } from './client-api.ts';
+export { MAX_BATCH_SIZE, createWorkerApi } from './worker-api.ts';
+export type { TakenJob } from './worker-api.ts';
+export { toStatusObject, toWebhookBody } from './status-view.ts';
+export { Gateway, openConfiguredStore } from './gateway.ts';
+export type { GatewayLogger, GatewayOptions } from './gateway.ts';
+export { Supervisor } from './supervisor.ts';
+export type { SupervisionSettings } from './supervisor.ts';
+export { WorkerRegistry } from './worker-registry.ts';
+export type { WorkerAccess, WorkerInfo, WorkerState } from './worker-registry.ts';

@@ -154,7 +154,11 @@ export interface JobStore {
   releaseWorkerJobs(workerId: string, reason: string, maxAttempts: number, now: number, retainUntil: number): Promise<RequeueOutcome>;
   /** IN_PROGRESS jobs held by a worker, by id (for ping reconciliation and stop requests). */
   heldBy(workerId: string): Promise<JobRecord[]>;
-  /** Deletes finished jobs past retainUntil and any job past expiresAt; returns how many. */
+  /**
+   * Deletes finished jobs past retainUntil, and unfinished ones past expiresAt (RunPod's TTL is a
+   * hard delete, even while running). A queued job that `expireQueued` turned TIMED_OUT is finished:
+   * it stays readable until its retention ends. Returns how many.
+   */
   deleteExpired(now: number): Promise<number>;
 
   /**

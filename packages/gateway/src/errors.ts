@@ -1,0 +1,181 @@
+import { ProtocolParseError } from '@kiln/protocol';
+import { HTTPException } from 'hono/http-exception';
+
+/** Options every gateway error accepts. */
+export interface GatewayErrorOptions {
+  cause?: unknown;
+}
+
+/** No job with this id on this endpoint (never existed, or deleted after its retention or TTL). */
+export class JobNotFoundError extends Error {
+  override readonly name = 'JobNotFoundError';
+  readonly endpoint: string;
+  readonly jobId: string;
+
+  constructor(endpoint: string, jobId: string, options?: GatewayErrorOptions) {
+    super(`job ${jobId} not found on endpoint ${endpoint}`, options);
+    this.endpoint = endpoint;
+    this.jobId = jobId;
+  }
+}
+
+/** The endpoint is not in the config. */
+export class EndpointNotFoundError extends Error {
+  override readonly name = 'EndpointNotFoundError';
+  readonly endpoint: string;
+
+  constructor(endpoint: string, options?: GatewayErrorOptions) {
+    super(`endpoint ${endpoint} not found`, options);
+    this.endpoint = endpoint;
+  }
+}
+
+/** A request value breaks a rule; `field` names it (`policy.ttl`, `wait`, `body`, `Idempotency-Key`). */
+export class InvalidRequestError extends Error {
+  override readonly name = 'InvalidRequestError';
+  readonly field: string;
+  readonly rule: string;
+
+  constructor(field: string, rule: string, options?: GatewayErrorOptions) {
+    super(`${field}: ${rule}`, options);
+    this.field = field;
+    this.rule = rule;
+  }
+}
+
+/** A request body exceeds its size limit (bytes). `size` is known when Content-Length said it. */
+export class PayloadTooLargeError extends Error {
+  override readonly name = 'PayloadTooLargeError';
+  readonly limit: number;
+  readonly size: number | undefined;
+
+  constructor(limit: number, size?: number, options?: GatewayErrorOptions) {
+    const got = size === undefined ? 'more' : `${size} bytes`;
+    super(`request body too large: the limit is ${limit} bytes (${formatMegabytes(limit)}), got ${got}`, options);
+    this.limit = limit;
+    this.size = size;
+  }
+}
+
+/** Missing or wrong API key (client API) or worker token (worker API). */
+export class UnauthorizedError extends Error {
+  override readonly name = 'UnauthorizedError';
+
+  constructor(message = 'missing or invalid API key: send Authorization: Bearer <key>', options?: GatewayErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** The job is not in a state that allows `action` (e.g. retry of a COMPLETED job). */
+export class InvalidTransitionError extends Error {
+  override readonly name = 'InvalidTransitionError';
+  readonly jobId: string;
+  readonly status: string;
+  readonly action: string;
+
+  constructor(jobId: string, status: string, action: string, allowed: string, options?: GatewayErrorOptions) {
+    super(`cannot ${action} job ${jobId}: it is ${status}; ${allowed}`, options);
+    this.jobId = jobId;
+    this.status = status;
+    this.action = action;
+  }
+}
+
+/** An `Idempotency-Key` was reused with a different request. */
+export class IdempotencyConflictError extends Error {
+  override readonly name = 'IdempotencyConflictError';
+  readonly key: string;
+  readonly jobId: string;
+
+  constructor(key: string, jobId: string, options?: GatewayErrorOptions) {
+    super(`Idempotency-Key ${JSON.stringify(key)} was already used for job ${jobId} with a different request`, options);
+    this.key = key;
+    this.jobId = jobId;
+  }
+}
+
+/** Too many requests; `retryAfterMs` when known. */
+export class RateLimitedError extends Error {
+  override readonly name = 'RateLimitedError';
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message = 'rate limit exceeded', retryAfterMs?: number, options?: GatewayErrorOptions) {
+    super(message, options);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** The closed set of errors the gateway turns into HTTP answers. */
+export type GatewayError =
+  | JobNotFoundError
+  | EndpointNotFoundError
+  | InvalidRequestError
+  | PayloadTooLargeError
+  | UnauthorizedError
+  | InvalidTransitionError
+  | IdempotencyConflictError
+  | RateLimitedError;
+
+/** HTTP statuses the gateway answers errors with. */
+export type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 429 | 500;
+
+/** JSON body of every error answer. */
+export interface ErrorBody {
+  error: string;
+  code: string;
+  field?: string;
+}
+
+/** What an error becomes on the wire. */
+export interface HttpErrorResponse {
+  status: ErrorStatus;
+  body: ErrorBody;
+  headers?: Record<string, string>;
+}
+
+/**
+ * The one mapping from errors to HTTP answers (RunPod-like statuses, JSON body
+ * `{ error, code, field? }`). Anything outside the closed set is a 500 with a generic message;
+ * its details go to `log` only.
+ *
+ * @example
+ * app.onError((err, c) => {
+ *   const { status, body, headers } = toHttpResponse(err, log);
+ *   return c.json(body, status, headers);
+ * });
+ */
+export function toHttpResponse(err: unknown, log?: { error(message: string, fields?: object): void }): HttpErrorResponse {
+  if (err instanceof ProtocolParseError || err instanceof InvalidRequestError) {
+    return { status: 400, body: { error: err.message, code: 'invalid_request', field: err.field } };
+  }
+  if (err instanceof JobNotFoundError) return { status: 404, body: { error: err.message, code: 'job_not_found' } };
+  if (err instanceof EndpointNotFoundError) return { status: 404, body: { error: err.message, code: 'endpoint_not_found' } };
+  if (err instanceof PayloadTooLargeError) {
+    return { status: 413, body: { error: err.message, code: 'payload_too_large', field: 'body' } };
+  }
+  if (err instanceof UnauthorizedError) {
+    return { status: 401, body: { error: err.message, code: 'unauthorized' }, headers: { 'WWW-Authenticate': 'Bearer' } };
+  }
+  if (err instanceof InvalidTransitionError) return { status: 400, body: { error: err.message, code: 'invalid_transition' } };
+  if (err instanceof IdempotencyConflictError) {
+    return { status: 409, body: { error: err.message, code: 'idempotency_conflict', field: 'Idempotency-Key' } };
+  }
+  if (err instanceof RateLimitedError) {
+    const headers = err.retryAfterMs === undefined ? undefined : { 'Retry-After': String(Math.ceil(err.retryAfterMs / 1000)) };
+    return { status: 429, body: { error: err.message, code: 'rate_limited' }, ...(headers ? { headers } : {}) };
+  }
+  // hono's own exceptions (e.g. from its middleware) keep their status when it is one we use.
+  if (err instanceof HTTPException && isErrorStatus(err.status) && err.status !== 500) {
+    return { status: err.status, body: { error: err.message || 'request refused', code: 'http_error' } };
+  }
+  log?.error('unexpected error while handling a request', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  return { status: 500, body: { error: 'internal error', code: 'internal_error' } };
+}
+
+function isErrorStatus(status: number): status is ErrorStatus {
+  return status === 400 || status === 401 || status === 404 || status === 409 || status === 413 || status === 429 || status === 500;
+}
+
+function formatMegabytes(bytes: number): string {
+  return `${Math.round((bytes / (1024 * 1024)) * 100) / 100} MB`;
+}

@@ -1,0 +1,61 @@
+import { Hono } from 'hono';
+import type { Clock } from '@kiln/protocol';
+import { createClientApi } from './client-api.ts';
+import type { GatewayConfig } from './config.ts';
+import { toHttpResponse } from './errors.ts';
+import type { JobEvents } from './job-events.ts';
+import type { JobStore } from './job-store.ts';
+import { createWorkerApi } from './worker-api.ts';
+import type { WorkerAccess } from './worker-registry.ts';
+
+/** Worker counters of an endpoint, in `/health`'s shape. */
+export interface WorkerCounts {
+  idle: number;
+  running: number;
+  initializing: number;
+  ready: number;
+  throttled: number;
+  unhealthy: number;
+}
+
+/** Structured log sink (a pino-compatible subset). */
+export interface HttpLogger {
+  info(message: string, fields?: object): void;
+  warn(message: string, fields?: object): void;
+  error(message: string, fields?: object): void;
+}
+
+/** Everything the HTTP layer works with, passed explicitly (no module state). */
+export interface GatewayContext {
+  config: GatewayConfig;
+  /** All job state goes through the store. */
+  store: JobStore;
+  clock: Clock;
+  /** Worker tokens, pings, takes, stop requests. */
+  workers: WorkerAccess;
+  workerCounts(endpoint: string): WorkerCounts;
+  /** Wakes long-polls when a job changes. */
+  events: JobEvents;
+  log: HttpLogger;
+}
+
+/**
+ * The gateway's HTTP app: RunPod's endpoint API and worker API under `/v2/{endpoint}/…`,
+ * errors mapped to JSON in one place (`toHttpResponse`), unknown routes as JSON 404.
+ *
+ * @example
+ * const app = createHttpApp(ctx);
+ * serve({ fetch: app.fetch, hostname: ctx.config.gateway.host, port: ctx.config.gateway.port });
+ * // in tests: await app.request('/v2/tts/health', { headers: { authorization: 'Bearer key' } });
+ */
+export function createHttpApp(ctx: GatewayContext): Hono {
+  const app = new Hono();
+  app.route('/v2', createWorkerApi(ctx));
+  app.route('/v2', createClientApi(ctx));
+  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}`, code: 'not_found' }, 404));
+  app.onError((err, c) => {
+    const { status, body, headers } = toHttpResponse(err, ctx.log);
+    return c.json(body, status, headers);
+  });
+  return app;
+}

@@ -1,0 +1,71 @@
+import { realClock, type Clock } from '@kiln/protocol';
+
+/** Longest a waiter sleeps before re-reading the store: other gateways on PostgreSQL change jobs without telling us. */
+export const JOB_EVENTS_RECHECK_MS = 1000;
+
+/**
+ * In-process notifications that a job changed, for long-polls (runsync, status-sync, stream).
+ * A notification is only a hint to re-read the store; the store stays the truth. Waits time
+ * out on `clock`, so a manual clock drives them in tests.
+ *
+ * @example
+ * const events = new JobEvents({ clock });
+ * // a long-poll:
+ * while (!isTerminalState(job.status) && clock.now() < deadline) {
+ *   await events.waitForChange(job.id, deadline - clock.now(), signal);
+ *   job = await store.get(endpoint, job.id);
+ * }
+ * // whoever changed the job:
+ * events.notify(job.id);
+ */
+export class JobEvents {
+  readonly #clock: Clock;
+  readonly #recheckMs: number;
+  readonly #waiters = new Map<string, Set<() => void>>();
+
+  constructor(options: { clock?: Clock; recheckMs?: number } = {}) {
+    this.#clock = options.clock ?? realClock;
+    this.#recheckMs = options.recheckMs ?? JOB_EVENTS_RECHECK_MS;
+  }
+
+  /** Wakes everyone waiting on `jobId`. */
+  notify(jobId: string): void {
+    const set = this.#waiters.get(jobId);
+    if (!set) return;
+    this.#waiters.delete(jobId);
+    for (const wake of set) wake();
+  }
+
+  /**
+   * Resolves on the next `notify(jobId)`, after `ms`, after the re-check interval (1000 ms by
+   * default), whichever is first, or at once when `signal` aborts. Never rejects; callers
+   * re-read the store and loop.
+   */
+  async waitForChange(jobId: string, ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return;
+    const woken = new AbortController();
+    const wake = () => woken.abort();
+    let set = this.#waiters.get(jobId);
+    if (!set) {
+      set = new Set();
+      this.#waiters.set(jobId, set);
+    }
+    set.add(wake);
+    signal?.addEventListener('abort', wake, { once: true });
+    try {
+      await this.#clock.sleep(Math.max(0, Math.min(ms, this.#recheckMs)), woken.signal);
+    } finally {
+      signal?.removeEventListener('abort', wake);
+      const current = this.#waiters.get(jobId);
+      current?.delete(wake);
+      if (current?.size === 0) this.#waiters.delete(jobId);
+    }
+  }
+
+  /** How many waits are pending (for tests and metrics). */
+  get waiting(): number {
+    let n = 0;
+    for (const set of this.#waiters.values()) n += set.size;
+    return n;
+  }
+}

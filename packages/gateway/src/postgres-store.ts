@@ -1,0 +1,431 @@
+import { EventEmitter } from 'node:events';
+import postgres from 'postgres';
+import type { JobState } from '@kiln/protocol';
+import type {
+  EndpointCounts,
+  JobRecord,
+  JobResult,
+  JobStore,
+  LogLine,
+  NewJob,
+  RequeueOutcome,
+  StreamChunk,
+} from './job-store.ts';
+import { checkKnownVersions, loadMigrations } from './migrations.ts';
+
+/** Where the PostgreSQL store keeps its data. */
+export interface PostgresStoreOptions {
+  /** `postgres://user:password@host:port/database` */
+  url: string;
+  /** Schema holding the tables, created if missing. Lower-case letters, digits and `_`. Default `kiln`. */
+  schema?: string;
+}
+
+const DEFAULT_SCHEMA = 'kiln';
+const CHANNEL_PREFIX = 'kiln_jobs_available_';
+/** PostgreSQL truncates identifiers (channel names included) to 63 bytes. */
+const MAX_IDENTIFIER_LENGTH = 63;
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]*$/;
+
+// bigint epoch-ms columns and counts come back as numbers (postgres.js gives strings by default);
+// json/jsonb stay text both ways so that SQL NULL (no output) and JSON null stay apart.
+const TYPES = {
+  epochMs: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) },
+  jsonText: { to: 3802, from: [114, 3802], serialize: (x: string) => x, parse: (x: string) => x },
+};
+
+type Sql = postgres.Sql<{ epochMs: number; jsonText: string }>;
+
+interface JobRow {
+  id: string;
+  endpoint: string;
+  status: JobState;
+  input: string;
+  webhook: string | null;
+  policy: string;
+  s3_config: string | null;
+  output: string | null;
+  error: string | null;
+  worker_id: string | null;
+  attempts: number;
+  retries: number;
+  low_priority: boolean;
+  created_at: number;
+  queued_at: number;
+  taken_at: number | null;
+  finished_at: number | null;
+  expires_at: number;
+  execution_deadline: number | null;
+  execution_timeout_ms: number;
+  retain_until: number | null;
+  idempotency_key: string | null;
+}
+
+interface LogRow {
+  seq: number;
+  endpoint: string;
+  worker_id: string;
+  job_id: string | null;
+  stream: 'stdout' | 'stderr';
+  time: number;
+  line: string;
+}
+
+const JOBS_AVAILABLE = 'jobsAvailable';
+
+/** JSON text for a value, or NULL for `undefined` (no output). */
+function jsonOrNull(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+function toRecord(row: JobRow): JobRecord {
+  const record: JobRecord = {
+    id: row.id,
+    endpoint: row.endpoint,
+    status: row.status,
+    input: JSON.parse(row.input),
+    webhook: row.webhook,
+    policy: JSON.parse(row.policy),
+    s3Config: row.s3_config === null ? null : JSON.parse(row.s3_config),
+    error: row.error,
+    workerId: row.worker_id,
+    attempts: row.attempts,
+    retries: row.retries,
+    lowPriority: row.low_priority,
+    createdAt: row.created_at,
+    queuedAt: row.queued_at,
+    takenAt: row.taken_at,
+    finishedAt: row.finished_at,
+    expiresAt: row.expires_at,
+    executionDeadline: row.execution_deadline,
+    executionTimeoutMs: row.execution_timeout_ms,
+    retainUntil: row.retain_until,
+    idempotencyKey: row.idempotency_key,
+  };
+  if (row.output !== null) record.output = JSON.parse(row.output);
+  return record;
+}
+
+/** Queue order: normal before lowPriority, then oldest queuedAt, then id (RETURNING has no order). */
+function byQueueOrder(a: JobRecord, b: JobRecord): number {
+  return Number(a.lowPriority) - Number(b.lowPriority) || a.queuedAt - b.queuedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+async function applyMigrations(sql: Sql, schema: string): Promise<void> {
+  const migrations = await loadMigrations('postgres');
+  // Gateways starting together serialise on this lock; concurrent CREATE ... IF NOT EXISTS
+  // can otherwise fail with a unique violation in the catalogs.
+  const lockKey = `kiln_migrations:${schema}`;
+  const applied = await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(hashtext(${lockKey}))`;
+    // Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when the schema exists.
+    const [found] = await tx`SELECT 1 FROM pg_namespace WHERE nspname = ${schema}`;
+    if (!found) await tx`CREATE SCHEMA ${tx(schema)}`;
+    await tx`
+      CREATE TABLE IF NOT EXISTS ${tx(schema)}.kiln_migrations (
+        version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
+    return tx<{ version: number }[]>`SELECT version FROM ${tx(schema)}.kiln_migrations`;
+  });
+  checkKnownVersions(applied.map((r) => r.version), migrations);
+  for (const migration of migrations) {
+    if (applied.some((r) => r.version === migration.version)) continue;
+    await sql.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(hashtext(${lockKey}))`;
+      const [done] = await tx`SELECT 1 FROM ${tx(schema)}.kiln_migrations WHERE version = ${migration.version}`;
+      if (done) return;
+      await tx.unsafe(`SET LOCAL search_path TO ${schema}`);
+      await tx.unsafe(migration.sql);
+      await tx`INSERT INTO ${tx(schema)}.kiln_migrations (version, name) VALUES (${migration.version}, ${migration.name})`;
+    });
+  }
+}
+
+/**
+ * The job store on PostgreSQL, for several gateways sharing one database. Connections run with
+ * `search_path` set to the schema, so statements name tables unqualified. Wake-ups go through
+ * NOTIFY on a channel named after the schema, sent by the statement that makes jobs claimable,
+ * so they reach every gateway only once that change is committed.
+ */
+class PostgresJobStore implements JobStore {
+  readonly #sql: Sql;
+  readonly #schema: string;
+  readonly #channel: string;
+  readonly #events: EventEmitter;
+
+  constructor(sql: Sql, schema: string, channel: string, events: EventEmitter) {
+    this.#sql = sql;
+    this.#schema = schema;
+    this.#channel = channel;
+    this.#events = events;
+  }
+
+  async migrate(): Promise<void> {
+    await applyMigrations(this.#sql, this.#schema);
+  }
+
+  async close(): Promise<void> {
+    this.#events.removeAllListeners();
+    await this.#sql.end({ timeout: 5 });
+  }
+
+  async enqueue(job: NewJob): Promise<{ job: JobRecord; created: boolean }> {
+    const sql = this.#sql;
+    const idempotencyKey = job.idempotencyKey ?? null;
+    // Twice at most: the job holding the key may be deleted between the conflict and the read.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const [inserted] = await sql<JobRow[]>`
+        INSERT INTO jobs (id, endpoint, status, input, webhook, policy, s3_config, low_priority, created_at, queued_at,
+                          expires_at, execution_timeout_ms, idempotency_key)
+        VALUES (${job.id}, ${job.endpoint}, 'IN_QUEUE', ${JSON.stringify(job.input ?? null)}::jsonb, ${job.webhook ?? null},
+                ${JSON.stringify(job.policy ?? {})}::jsonb, ${job.s3Config ? JSON.stringify(job.s3Config) : null}::jsonb,
+                ${job.policy?.lowPriority === true}, ${job.createdAt}, ${job.createdAt}, ${job.expiresAt},
+                ${job.executionTimeoutMs}, ${idempotencyKey})
+        ON CONFLICT (endpoint, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING *, pg_notify(${this.#channel}, endpoint)`;
+      if (inserted) return { job: toRecord(inserted), created: true };
+      const [existing] = await sql<JobRow[]>`SELECT * FROM jobs WHERE endpoint = ${job.endpoint} AND idempotency_key = ${idempotencyKey}`;
+      if (existing) return { job: toRecord(existing), created: false };
+    }
+    throw new Error(`job ${job.id} was not inserted and no job holds its idempotency key`);
+  }
+
+  async get(endpoint: string, id: string): Promise<JobRecord | undefined> {
+    const [row] = await this.#sql<JobRow[]>`SELECT * FROM jobs WHERE endpoint = ${endpoint} AND id = ${id}`;
+    return row && toRecord(row);
+  }
+
+  async claim(endpoint: string, workerId: string, limit: number, now: number): Promise<JobRecord[]> {
+    if (limit <= 0) return [];
+    // SKIP LOCKED: concurrent claimers each lock different rows instead of queueing behind one another.
+    const rows = await this.#sql<JobRow[]>`
+      WITH next AS (
+        SELECT id FROM jobs
+         WHERE endpoint = ${endpoint} AND status = 'IN_QUEUE' AND expires_at >= ${now}
+         ORDER BY low_priority, queued_at, id
+         LIMIT ${limit}
+           FOR UPDATE SKIP LOCKED
+      )
+      UPDATE jobs
+         SET status = 'IN_PROGRESS', worker_id = ${workerId}, taken_at = ${now},
+             execution_deadline = ${now} + execution_timeout_ms, attempts = attempts + 1
+        FROM next
+       WHERE jobs.id = next.id AND jobs.status = 'IN_QUEUE'
+      RETURNING jobs.*`;
+    return rows.map(toRecord).sort(byQueueOrder);
+  }
+
+  async unclaim(ids: string[], workerId: string): Promise<number> {
+    if (ids.length === 0) return 0;
+    const rows = await this.#sql`
+      UPDATE jobs
+         SET status = 'IN_QUEUE', worker_id = NULL, taken_at = NULL, execution_deadline = NULL, attempts = attempts - 1
+       WHERE id = ANY(${ids}::text[]) AND status = 'IN_PROGRESS' AND worker_id = ${workerId}
+      RETURNING id, pg_notify(${this.#channel}, endpoint)`;
+    return rows.length;
+  }
+
+  async progress(id: string, workerId: string, output: unknown): Promise<boolean> {
+    const result = await this.#sql`
+      UPDATE jobs SET output = ${jsonOrNull(output)}::jsonb
+       WHERE id = ${id} AND status = 'IN_PROGRESS' AND worker_id = ${workerId}`;
+    return result.count > 0;
+  }
+
+  async appendStream(id: string, workerId: string, outputs: unknown[]): Promise<boolean> {
+    // Bumping stream_seq locks the job row, so concurrent appends to one job number their chunks
+    // one after the other; the guard makes it a no-op for a job the worker does not hold.
+    const [row] = await this.#sql<{ held: number }[]>`
+      WITH job AS (
+        UPDATE jobs SET stream_seq = stream_seq + ${outputs.length}
+         WHERE id = ${id} AND status = 'IN_PROGRESS' AND worker_id = ${workerId}
+        RETURNING id, stream_seq
+      ), chunks AS (
+        INSERT INTO job_stream (job_id, seq, output)
+        SELECT job.id, job.stream_seq - ${outputs.length} + chunk.ord, chunk.value
+          FROM job, jsonb_array_elements(${JSON.stringify(outputs)}::jsonb) WITH ORDINALITY AS chunk (value, ord)
+      )
+      SELECT count(*)::int AS held FROM job`;
+    return (row?.held ?? 0) > 0;
+  }
+
+  async streamChunks(id: string, afterSeq: number): Promise<StreamChunk[]> {
+    const rows = await this.#sql<{ seq: number; output: string }[]>`
+      SELECT seq, output FROM job_stream WHERE job_id = ${id} AND seq > ${afterSeq} ORDER BY seq`;
+    return rows.map((r) => ({ seq: r.seq, output: JSON.parse(r.output) }));
+  }
+
+  async finish(id: string, workerId: string, result: JobResult, now: number, retainUntil: number): Promise<JobRecord | undefined> {
+    const error = result.error ?? null;
+    const [row] = await this.#sql<JobRow[]>`
+      UPDATE jobs
+         SET status = ${error === null ? 'COMPLETED' : 'FAILED'}, output = ${jsonOrNull(result.output)}::jsonb,
+             error = ${error}, finished_at = ${now}, retain_until = ${retainUntil}
+       WHERE id = ${id} AND status = 'IN_PROGRESS' AND worker_id = ${workerId}
+      RETURNING *`;
+    return row && toRecord(row);
+  }
+
+  async cancel(endpoint: string, id: string, now: number, retainUntil: number): Promise<{ job: JobRecord; changed: boolean } | undefined> {
+    const [cancelled] = await this.#sql<JobRow[]>`
+      UPDATE jobs SET status = 'CANCELLED', finished_at = ${now}, retain_until = ${retainUntil}
+       WHERE endpoint = ${endpoint} AND id = ${id} AND status IN ('IN_QUEUE', 'IN_PROGRESS')
+      RETURNING *`;
+    if (cancelled) return { job: toRecord(cancelled), changed: true };
+    const current = await this.get(endpoint, id);
+    return current && { job: current, changed: false };
+  }
+
+  async retry(endpoint: string, id: string, now: number, expiresAt: number): Promise<JobRecord | undefined> {
+    // attempts restarts with the new run so that releaseWorkerJobs gives it the full maxAttempts again.
+    const [row] = await this.#sql<JobRow[]>`
+      WITH retried AS (
+        UPDATE jobs
+           SET status = 'IN_QUEUE', queued_at = ${now}, expires_at = ${expiresAt}, retries = retries + 1, attempts = 0,
+               output = NULL, error = NULL, worker_id = NULL, taken_at = NULL, finished_at = NULL,
+               execution_deadline = NULL, retain_until = NULL, stream_seq = 0
+         WHERE endpoint = ${endpoint} AND id = ${id} AND status IN ('FAILED', 'TIMED_OUT')
+        RETURNING *
+      ), cleared AS (
+        DELETE FROM job_stream WHERE job_id IN (SELECT id FROM retried)
+      )
+      SELECT retried.*, pg_notify(${this.#channel}, retried.endpoint) FROM retried`;
+    return row && toRecord(row);
+  }
+
+  async purgeQueue(endpoint: string, now: number, retainUntil: number): Promise<number> {
+    const result = await this.#sql`
+      UPDATE jobs SET status = 'CANCELLED', finished_at = ${now}, retain_until = ${retainUntil}
+       WHERE endpoint = ${endpoint} AND status = 'IN_QUEUE'`;
+    return result.count;
+  }
+
+  async timeOutExecutions(now: number, retainUntil: number): Promise<JobRecord[]> {
+    const rows = await this.#sql<JobRow[]>`
+      UPDATE jobs SET status = 'TIMED_OUT', finished_at = ${now}, retain_until = ${retainUntil}
+       WHERE status = 'IN_PROGRESS' AND execution_deadline < ${now}
+      RETURNING *`;
+    return rows.map(toRecord);
+  }
+
+  async expireQueued(now: number, retainUntil: number): Promise<JobRecord[]> {
+    const rows = await this.#sql<JobRow[]>`
+      UPDATE jobs SET status = 'TIMED_OUT', finished_at = ${now}, retain_until = ${retainUntil}
+       WHERE status = 'IN_QUEUE' AND expires_at < ${now}
+      RETURNING *`;
+    return rows.map(toRecord);
+  }
+
+  async releaseWorkerJobs(workerId: string, reason: string, maxAttempts: number, now: number, retainUntil: number): Promise<RequeueOutcome> {
+    // SET expressions all read the row as it was, so `attempts < maxAttempts` decides every column
+    // alike. Parameters inside CASE get no type from their column, hence the casts.
+    const rows = await this.#sql<JobRow[]>`
+      UPDATE jobs
+         SET status             = CASE WHEN attempts < ${maxAttempts}::int THEN 'IN_QUEUE' ELSE 'FAILED' END,
+             worker_id          = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE worker_id END,
+             queued_at          = CASE WHEN attempts < ${maxAttempts}::int THEN ${now}::bigint ELSE queued_at END,
+             taken_at           = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE taken_at END,
+             execution_deadline = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE execution_deadline END,
+             error              = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE ${reason}::text END,
+             finished_at        = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE ${now}::bigint END,
+             retain_until       = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE ${retainUntil}::bigint END,
+             output             = NULL
+       WHERE worker_id = ${workerId} AND status = 'IN_PROGRESS'
+      RETURNING *, CASE WHEN status = 'IN_QUEUE' THEN pg_notify(${this.#channel}, endpoint) END`;
+    const jobs = rows.map(toRecord).sort(byQueueOrder);
+    return { requeued: jobs.filter((j) => j.status === 'IN_QUEUE'), failed: jobs.filter((j) => j.status === 'FAILED') };
+  }
+
+  async heldBy(workerId: string): Promise<JobRecord[]> {
+    const rows = await this.#sql<JobRow[]>`SELECT * FROM jobs WHERE worker_id = ${workerId} AND status = 'IN_PROGRESS' ORDER BY id`;
+    return rows.map(toRecord);
+  }
+
+  async deleteExpired(now: number): Promise<number> {
+    const result = await this.#sql`
+      DELETE FROM jobs
+       WHERE (status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT') AND retain_until < ${now})
+          OR (status IN ('IN_QUEUE', 'IN_PROGRESS') AND expires_at < ${now})`;
+    return result.count;
+  }
+
+  onJobsAvailable(listener: (endpoint: string) => void): () => void {
+    this.#events.on(JOBS_AVAILABLE, listener);
+    return () => this.#events.off(JOBS_AVAILABLE, listener);
+  }
+
+  async counts(endpoint: string): Promise<EndpointCounts> {
+    const [row] = await this.#sql<EndpointCounts[]>`
+      SELECT count(*) FILTER (WHERE status = 'IN_QUEUE')::int    AS "inQueue",
+             count(*) FILTER (WHERE status = 'IN_PROGRESS')::int AS "inProgress",
+             count(*) FILTER (WHERE status = 'COMPLETED')::int   AS completed,
+             count(*) FILTER (WHERE status = 'FAILED')::int      AS failed,
+             count(*) FILTER (WHERE status = 'CANCELLED')::int   AS cancelled,
+             count(*) FILTER (WHERE status = 'TIMED_OUT')::int   AS "timedOut",
+             count(*) FILTER (WHERE retries > 0)::int            AS retried,
+             min(queued_at) FILTER (WHERE status = 'IN_QUEUE' AND NOT low_priority)    AS "oldestQueuedAt",
+             count(*) FILTER (WHERE status = 'IN_QUEUE' AND NOT low_priority)::int     AS "inQueueScalable"
+        FROM jobs WHERE endpoint = ${endpoint}`;
+    if (!row) throw new Error('an aggregate query returned no row');
+    return row;
+  }
+
+  async appendLogs(lines: LogLine[]): Promise<void> {
+    if (lines.length === 0) return;
+    // Arrays rather than one VALUES tuple per line: no bind-parameter limit, one prepared statement.
+    await this.#sql`
+      INSERT INTO worker_logs (endpoint, worker_id, job_id, stream, time, line)
+      SELECT endpoint, worker_id, job_id, stream, time, line
+        FROM unnest(${lines.map((l) => l.endpoint)}::text[], ${lines.map((l) => l.workerId)}::text[],
+                    ${lines.map((l) => l.jobId)}::text[], ${lines.map((l) => l.stream)}::text[],
+                    ${lines.map((l) => l.time)}::bigint[], ${lines.map((l) => l.line)}::text[])
+             WITH ORDINALITY AS l (endpoint, worker_id, job_id, stream, time, line, ord)
+       ORDER BY ord`;
+  }
+
+  async readLogs(query: { endpoint: string; workerId?: string; jobId?: string; afterSeq?: number; limit?: number }): Promise<LogLine[]> {
+    const sql = this.#sql;
+    const rows = await sql<LogRow[]>`
+      SELECT * FROM worker_logs
+       WHERE endpoint = ${query.endpoint} AND seq > ${query.afterSeq ?? 0}
+             ${query.workerId === undefined ? sql`` : sql`AND worker_id = ${query.workerId}`}
+             ${query.jobId === undefined ? sql`` : sql`AND job_id = ${query.jobId}`}
+       ORDER BY seq
+       LIMIT ${query.limit ?? null}`;
+    return rows.map((r) => ({ seq: r.seq, endpoint: r.endpoint, workerId: r.worker_id, jobId: r.job_id, stream: r.stream, time: r.time, line: r.line }));
+  }
+}
+
+/**
+ * Opens the PostgreSQL job store: creates the schema if missing, applies pending migrations
+ * (under an advisory lock, so gateways may start together) and starts listening for wake-ups
+ * from every gateway on the same schema.
+ *
+ * @example
+ * const store = await openPostgresStore({ url: 'postgres://kiln@db:5432/kiln', schema: 'kiln' });
+ * store.onJobsAvailable((endpoint) => wakeTakers(endpoint));
+ */
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<JobStore> {
+  const schema = options.schema ?? DEFAULT_SCHEMA;
+  const channel = CHANNEL_PREFIX + schema;
+  if (!SCHEMA_NAME.test(schema) || channel.length > MAX_IDENTIFIER_LENGTH) {
+    throw new Error(
+      `schema ${JSON.stringify(schema)}: use lower-case letters, digits and _, at most ${MAX_IDENTIFIER_LENGTH - CHANNEL_PREFIX.length} characters`,
+    );
+  }
+  const sql: Sql = postgres(options.url, {
+    connection: { search_path: schema },
+    types: TYPES,
+    // Notices such as "relation already exists, skipping" are expected, not worth a console line.
+    onnotice: () => {},
+  });
+  try {
+    await applyMigrations(sql, schema);
+    const events = new EventEmitter();
+    events.setMaxListeners(0);
+    await sql.listen(channel, (endpoint) => events.emit(JOBS_AVAILABLE, endpoint));
+    return new PostgresJobStore(sql, schema, channel, events);
+  } catch (error) {
+    await sql.end({ timeout: 0 });
+    throw error;
+  }
+}

@@ -1,0 +1,461 @@
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { JobState } from '@kiln/protocol';
+import type {
+  EndpointCounts,
+  JobRecord,
+  JobResult,
+  JobStore,
+  LogLine,
+  NewJob,
+  RequeueOutcome,
+  StreamChunk,
+} from './job-store.ts';
+import { checkKnownVersions, loadMigrations } from './migrations.ts';
+
+/** Where the SQLite store keeps its data. */
+export interface SqliteStoreOptions {
+  /** Database file (its folder is created), or `':memory:'`. */
+  path: string;
+}
+
+/** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5000;
+
+interface JobRow {
+  id: string;
+  endpoint: string;
+  status: JobState;
+  input: string;
+  webhook: string | null;
+  policy: string;
+  s3_config: string | null;
+  output: string | null;
+  error: string | null;
+  worker_id: string | null;
+  attempts: number;
+  retries: number;
+  low_priority: number;
+  created_at: number;
+  queued_at: number;
+  taken_at: number | null;
+  finished_at: number | null;
+  expires_at: number;
+  execution_deadline: number | null;
+  execution_timeout_ms: number;
+  retain_until: number | null;
+  idempotency_key: string | null;
+}
+
+interface LogRow {
+  seq: number;
+  endpoint: string;
+  worker_id: string;
+  job_id: string | null;
+  stream: 'stdout' | 'stderr';
+  time: number;
+  line: string;
+}
+
+interface CountsRow {
+  in_queue: number;
+  in_progress: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  timed_out: number;
+  retried: number;
+  oldest_queued_at: number | null;
+  in_queue_scalable: number;
+}
+
+const JOBS_AVAILABLE = 'jobsAvailable';
+
+/** JSON text for a value, or NULL for `undefined` (no output). */
+function jsonOrNull(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+function toRecord(row: JobRow): JobRecord {
+  const record: JobRecord = {
+    id: row.id,
+    endpoint: row.endpoint,
+    status: row.status,
+    input: JSON.parse(row.input),
+    webhook: row.webhook,
+    policy: JSON.parse(row.policy),
+    s3Config: row.s3_config === null ? null : JSON.parse(row.s3_config),
+    error: row.error,
+    workerId: row.worker_id,
+    attempts: row.attempts,
+    retries: row.retries,
+    lowPriority: row.low_priority === 1,
+    createdAt: row.created_at,
+    queuedAt: row.queued_at,
+    takenAt: row.taken_at,
+    finishedAt: row.finished_at,
+    expiresAt: row.expires_at,
+    executionDeadline: row.execution_deadline,
+    executionTimeoutMs: row.execution_timeout_ms,
+    retainUntil: row.retain_until,
+    idempotencyKey: row.idempotency_key,
+  };
+  if (row.output !== null) record.output = JSON.parse(row.output);
+  return record;
+}
+
+/** Queue order: normal before lowPriority, then oldest queuedAt, then id (RETURNING has no order). */
+function byQueueOrder(a: JobRecord, b: JobRecord): number {
+  return Number(a.lowPriority) - Number(b.lowPriority) || a.queuedAt - b.queuedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+async function applyMigrations(db: Database.Database): Promise<void> {
+  const migrations = await loadMigrations('sqlite');
+  db.exec('CREATE TABLE IF NOT EXISTS kiln_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT');
+  const appliedVersions = db.prepare<[], { version: number }>('SELECT version FROM kiln_migrations');
+  checkKnownVersions(appliedVersions.all().map((r) => r.version), migrations);
+  const isApplied = db.prepare<[number], { version: number }>('SELECT version FROM kiln_migrations WHERE version = ?');
+  const record = db.prepare<[number, string, number]>('INSERT INTO kiln_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+  for (const migration of migrations) {
+    // IMMEDIATE takes the write lock before the check, so two processes opening the same file
+    // cannot both apply a migration.
+    db.transaction(() => {
+      if (isApplied.get(migration.version)) return;
+      db.exec(migration.sql);
+      record.run(migration.version, migration.name, Date.now());
+    }).immediate();
+  }
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    insert: db.prepare<Record<string, unknown>, JobRow>(`
+      INSERT INTO jobs (id, endpoint, status, input, webhook, policy, s3_config, low_priority, created_at, queued_at,
+                        expires_at, execution_timeout_ms, idempotency_key)
+      VALUES (@id, @endpoint, 'IN_QUEUE', @input, @webhook, @policy, @s3Config, @lowPriority, @createdAt, @createdAt,
+              @expiresAt, @executionTimeoutMs, @idempotencyKey)
+      ON CONFLICT (endpoint, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+      RETURNING *`),
+    byIdempotencyKey: db.prepare<[string, string], JobRow>('SELECT * FROM jobs WHERE endpoint = ? AND idempotency_key = ?'),
+    get: db.prepare<[string, string], JobRow>('SELECT * FROM jobs WHERE endpoint = ? AND id = ?'),
+    claim: db.prepare<{ endpoint: string; workerId: string; limit: number; now: number }, JobRow>(`
+      UPDATE jobs
+         SET status = 'IN_PROGRESS', worker_id = @workerId, taken_at = @now,
+             execution_deadline = @now + execution_timeout_ms, attempts = attempts + 1
+       WHERE id IN (SELECT id FROM jobs
+                     WHERE endpoint = @endpoint AND status = 'IN_QUEUE' AND expires_at >= @now
+                     ORDER BY low_priority, queued_at, id
+                     LIMIT @limit)
+         AND status = 'IN_QUEUE'
+      RETURNING *`),
+    unclaim: db.prepare<{ ids: string; workerId: string }, { endpoint: string }>(`
+      UPDATE jobs
+         SET status = 'IN_QUEUE', worker_id = NULL, taken_at = NULL, execution_deadline = NULL, attempts = attempts - 1
+       WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'IN_PROGRESS' AND worker_id = @workerId
+      RETURNING endpoint`),
+    progress: db.prepare<[string | null, string, string]>(`
+      UPDATE jobs SET output = ? WHERE id = ? AND status = 'IN_PROGRESS' AND worker_id = ?`),
+    reserveStreamSeq: db.prepare<[number, string, string], { stream_seq: number }>(`
+      UPDATE jobs SET stream_seq = stream_seq + ? WHERE id = ? AND status = 'IN_PROGRESS' AND worker_id = ?
+      RETURNING stream_seq`),
+    insertChunk: db.prepare<[string, number, string]>('INSERT INTO job_stream (job_id, seq, output) VALUES (?, ?, ?)'),
+    streamChunks: db.prepare<[string, number], { seq: number; output: string }>(
+      'SELECT seq, output FROM job_stream WHERE job_id = ? AND seq > ? ORDER BY seq',
+    ),
+    finish: db.prepare<Record<string, unknown>, JobRow>(`
+      UPDATE jobs
+         SET status = CASE WHEN @error IS NULL THEN 'COMPLETED' ELSE 'FAILED' END,
+             output = @output, error = @error, finished_at = @now, retain_until = @retainUntil
+       WHERE id = @id AND status = 'IN_PROGRESS' AND worker_id = @workerId
+      RETURNING *`),
+    cancel: db.prepare<[number, number, string, string], JobRow>(`
+      UPDATE jobs SET status = 'CANCELLED', finished_at = ?, retain_until = ?
+       WHERE endpoint = ? AND id = ? AND status IN ('IN_QUEUE', 'IN_PROGRESS')
+      RETURNING *`),
+    // attempts restarts with the new run so that releaseWorkerJobs gives it the full maxAttempts again.
+    retry: db.prepare<[number, number, string, string], JobRow>(`
+      UPDATE jobs
+         SET status = 'IN_QUEUE', queued_at = ?, expires_at = ?, retries = retries + 1, attempts = 0,
+             output = NULL, error = NULL, worker_id = NULL, taken_at = NULL, finished_at = NULL,
+             execution_deadline = NULL, retain_until = NULL, stream_seq = 0
+       WHERE endpoint = ? AND id = ? AND status IN ('FAILED', 'TIMED_OUT')
+      RETURNING *`),
+    clearStream: db.prepare<[string]>('DELETE FROM job_stream WHERE job_id = ?'),
+    purgeQueue: db.prepare<[number, number, string]>(`
+      UPDATE jobs SET status = 'CANCELLED', finished_at = ?, retain_until = ? WHERE endpoint = ? AND status = 'IN_QUEUE'`),
+    timeOutExecutions: db.prepare<[number, number, number], JobRow>(`
+      UPDATE jobs SET status = 'TIMED_OUT', finished_at = ?, retain_until = ?
+       WHERE status = 'IN_PROGRESS' AND execution_deadline < ?
+      RETURNING *`),
+    expireQueued: db.prepare<[number, number, number], JobRow>(`
+      UPDATE jobs SET status = 'TIMED_OUT', finished_at = ?, retain_until = ?
+       WHERE status = 'IN_QUEUE' AND expires_at < ?
+      RETURNING *`),
+    // SET expressions all read the row as it was, so `attempts < @maxAttempts` decides every column alike.
+    releaseWorkerJobs: db.prepare<Record<string, unknown>, JobRow>(`
+      UPDATE jobs
+         SET status             = CASE WHEN attempts < @maxAttempts THEN 'IN_QUEUE' ELSE 'FAILED' END,
+             worker_id          = CASE WHEN attempts < @maxAttempts THEN NULL ELSE worker_id END,
+             queued_at          = CASE WHEN attempts < @maxAttempts THEN @now ELSE queued_at END,
+             taken_at           = CASE WHEN attempts < @maxAttempts THEN NULL ELSE taken_at END,
+             execution_deadline = CASE WHEN attempts < @maxAttempts THEN NULL ELSE execution_deadline END,
+             error              = CASE WHEN attempts < @maxAttempts THEN NULL ELSE @reason END,
+             finished_at        = CASE WHEN attempts < @maxAttempts THEN NULL ELSE @now END,
+             retain_until       = CASE WHEN attempts < @maxAttempts THEN NULL ELSE @retainUntil END,
+             output             = NULL
+       WHERE worker_id = @workerId AND status = 'IN_PROGRESS'
+      RETURNING *`),
+    heldBy: db.prepare<[string], JobRow>(`SELECT * FROM jobs WHERE worker_id = ? AND status = 'IN_PROGRESS' ORDER BY id`),
+    deleteExpired: db.prepare<{ now: number }>(`
+      DELETE FROM jobs
+       WHERE (status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT') AND retain_until < @now)
+          OR (status IN ('IN_QUEUE', 'IN_PROGRESS') AND expires_at < @now)`),
+    counts: db.prepare<[string], CountsRow>(`
+      SELECT count(*) FILTER (WHERE status = 'IN_QUEUE')    AS in_queue,
+             count(*) FILTER (WHERE status = 'IN_PROGRESS') AS in_progress,
+             count(*) FILTER (WHERE status = 'COMPLETED')   AS completed,
+             count(*) FILTER (WHERE status = 'FAILED')      AS failed,
+             count(*) FILTER (WHERE status = 'CANCELLED')   AS cancelled,
+             count(*) FILTER (WHERE status = 'TIMED_OUT')   AS timed_out,
+             count(*) FILTER (WHERE retries > 0)            AS retried,
+             min(queued_at) FILTER (WHERE status = 'IN_QUEUE' AND low_priority = 0) AS oldest_queued_at,
+             count(*) FILTER (WHERE status = 'IN_QUEUE' AND low_priority = 0)       AS in_queue_scalable
+        FROM jobs WHERE endpoint = ?`),
+    appendLog: db.prepare<[string, string, string | null, string, number, string]>(`
+      INSERT INTO worker_logs (endpoint, worker_id, job_id, stream, time, line) VALUES (?, ?, ?, ?, ?, ?)`),
+    // One statement per filter combination, so each can use its own index.
+    readLogs: {
+      endpoint: db.prepare<Record<string, unknown>, LogRow>(`
+        SELECT * FROM worker_logs WHERE endpoint = @endpoint AND seq > @afterSeq ORDER BY seq LIMIT @limit`),
+      worker: db.prepare<Record<string, unknown>, LogRow>(`
+        SELECT * FROM worker_logs WHERE worker_id = @workerId AND endpoint = @endpoint AND seq > @afterSeq ORDER BY seq LIMIT @limit`),
+      job: db.prepare<Record<string, unknown>, LogRow>(`
+        SELECT * FROM worker_logs WHERE job_id = @jobId AND endpoint = @endpoint AND seq > @afterSeq ORDER BY seq LIMIT @limit`),
+      workerAndJob: db.prepare<Record<string, unknown>, LogRow>(`
+        SELECT * FROM worker_logs
+         WHERE job_id = @jobId AND worker_id = @workerId AND endpoint = @endpoint AND seq > @afterSeq ORDER BY seq LIMIT @limit`),
+    },
+  };
+}
+
+/**
+ * The job store on one SQLite file (better-sqlite3, WAL): the default for a single gateway.
+ * Create it with {@link openSqliteStore}, which migrates the file first.
+ */
+class SqliteJobStore implements JobStore {
+  readonly #db: Database.Database;
+  readonly #sql: ReturnType<typeof prepareStatements>;
+  readonly #events = new EventEmitter();
+
+  /** Wraps an open, migrated database. */
+  constructor(db: Database.Database) {
+    this.#db = db;
+    this.#sql = prepareStatements(db);
+    this.#events.setMaxListeners(0);
+  }
+
+  async migrate(): Promise<void> {
+    await applyMigrations(this.#db);
+  }
+
+  async close(): Promise<void> {
+    this.#events.removeAllListeners();
+    if (this.#db.open) this.#db.close();
+  }
+
+  async enqueue(job: NewJob): Promise<{ job: JobRecord; created: boolean }> {
+    const idempotencyKey = job.idempotencyKey ?? null;
+    const inserted = this.#sql.insert.get({
+      id: job.id,
+      endpoint: job.endpoint,
+      input: JSON.stringify(job.input ?? null),
+      webhook: job.webhook ?? null,
+      policy: JSON.stringify(job.policy ?? {}),
+      s3Config: job.s3Config ? JSON.stringify(job.s3Config) : null,
+      lowPriority: job.policy?.lowPriority === true ? 1 : 0,
+      createdAt: job.createdAt,
+      expiresAt: job.expiresAt,
+      executionTimeoutMs: job.executionTimeoutMs,
+      idempotencyKey,
+    });
+    if (inserted) {
+      this.#events.emit(JOBS_AVAILABLE, job.endpoint);
+      return { job: toRecord(inserted), created: true };
+    }
+    const existing = this.#sql.byIdempotencyKey.get(job.endpoint, idempotencyKey ?? '');
+    if (!existing) throw new Error(`job ${job.id} was not inserted and no job holds its idempotency key`);
+    return { job: toRecord(existing), created: false };
+  }
+
+  async get(endpoint: string, id: string): Promise<JobRecord | undefined> {
+    const row = this.#sql.get.get(endpoint, id);
+    return row && toRecord(row);
+  }
+
+  async claim(endpoint: string, workerId: string, limit: number, now: number): Promise<JobRecord[]> {
+    if (limit <= 0) return [];
+    const rows = this.#db.transaction(() => this.#sql.claim.all({ endpoint, workerId, limit, now })).immediate();
+    return rows.map(toRecord).sort(byQueueOrder);
+  }
+
+  async unclaim(ids: string[], workerId: string): Promise<number> {
+    if (ids.length === 0) return 0;
+    const rows = this.#sql.unclaim.all({ ids: JSON.stringify(ids), workerId });
+    for (const endpoint of new Set(rows.map((r) => r.endpoint))) this.#events.emit(JOBS_AVAILABLE, endpoint);
+    return rows.length;
+  }
+
+  async progress(id: string, workerId: string, output: unknown): Promise<boolean> {
+    return this.#sql.progress.run(jsonOrNull(output), id, workerId).changes > 0;
+  }
+
+  async appendStream(id: string, workerId: string, outputs: unknown[]): Promise<boolean> {
+    return this.#db
+      .transaction(() => {
+        const reserved = this.#sql.reserveStreamSeq.get(outputs.length, id, workerId);
+        if (!reserved) return false;
+        const first = reserved.stream_seq - outputs.length + 1;
+        outputs.forEach((output, i) => this.#sql.insertChunk.run(id, first + i, JSON.stringify(output ?? null)));
+        return true;
+      })
+      .immediate();
+  }
+
+  async streamChunks(id: string, afterSeq: number): Promise<StreamChunk[]> {
+    return this.#sql.streamChunks.all(id, afterSeq).map((r) => ({ seq: r.seq, output: JSON.parse(r.output) }));
+  }
+
+  async finish(id: string, workerId: string, result: JobResult, now: number, retainUntil: number): Promise<JobRecord | undefined> {
+    const row = this.#sql.finish.get({
+      id,
+      workerId,
+      output: jsonOrNull(result.output),
+      error: result.error ?? null,
+      now,
+      retainUntil,
+    });
+    return row && toRecord(row);
+  }
+
+  async cancel(endpoint: string, id: string, now: number, retainUntil: number): Promise<{ job: JobRecord; changed: boolean } | undefined> {
+    const cancelled = this.#sql.cancel.get(now, retainUntil, endpoint, id);
+    if (cancelled) return { job: toRecord(cancelled), changed: true };
+    const row = this.#sql.get.get(endpoint, id);
+    return row && { job: toRecord(row), changed: false };
+  }
+
+  async retry(endpoint: string, id: string, now: number, expiresAt: number): Promise<JobRecord | undefined> {
+    const row = this.#db
+      .transaction(() => {
+        const retried = this.#sql.retry.get(now, expiresAt, endpoint, id);
+        if (retried) this.#sql.clearStream.run(id);
+        return retried;
+      })
+      .immediate();
+    if (!row) return undefined;
+    this.#events.emit(JOBS_AVAILABLE, endpoint);
+    return toRecord(row);
+  }
+
+  async purgeQueue(endpoint: string, now: number, retainUntil: number): Promise<number> {
+    return this.#sql.purgeQueue.run(now, retainUntil, endpoint).changes;
+  }
+
+  async timeOutExecutions(now: number, retainUntil: number): Promise<JobRecord[]> {
+    return this.#sql.timeOutExecutions.all(now, retainUntil, now).map(toRecord);
+  }
+
+  async expireQueued(now: number, retainUntil: number): Promise<JobRecord[]> {
+    return this.#sql.expireQueued.all(now, retainUntil, now).map(toRecord);
+  }
+
+  async releaseWorkerJobs(workerId: string, reason: string, maxAttempts: number, now: number, retainUntil: number): Promise<RequeueOutcome> {
+    const jobs = this.#sql.releaseWorkerJobs.all({ workerId, reason, maxAttempts, now, retainUntil }).map(toRecord).sort(byQueueOrder);
+    const requeued = jobs.filter((j) => j.status === 'IN_QUEUE');
+    for (const endpoint of new Set(requeued.map((j) => j.endpoint))) this.#events.emit(JOBS_AVAILABLE, endpoint);
+    return { requeued, failed: jobs.filter((j) => j.status === 'FAILED') };
+  }
+
+  async heldBy(workerId: string): Promise<JobRecord[]> {
+    return this.#sql.heldBy.all(workerId).map(toRecord);
+  }
+
+  async deleteExpired(now: number): Promise<number> {
+    return this.#sql.deleteExpired.run({ now }).changes;
+  }
+
+  onJobsAvailable(listener: (endpoint: string) => void): () => void {
+    this.#events.on(JOBS_AVAILABLE, listener);
+    return () => this.#events.off(JOBS_AVAILABLE, listener);
+  }
+
+  async counts(endpoint: string): Promise<EndpointCounts> {
+    const row = this.#sql.counts.get(endpoint);
+    if (!row) throw new Error('an aggregate query returned no row');
+    return {
+      inQueue: row.in_queue,
+      inProgress: row.in_progress,
+      completed: row.completed,
+      failed: row.failed,
+      cancelled: row.cancelled,
+      timedOut: row.timed_out,
+      retried: row.retried,
+      oldestQueuedAt: row.oldest_queued_at,
+      inQueueScalable: row.in_queue_scalable,
+    };
+  }
+
+  async appendLogs(lines: LogLine[]): Promise<void> {
+    this.#db
+      .transaction(() => {
+        for (const l of lines) this.#sql.appendLog.run(l.endpoint, l.workerId, l.jobId, l.stream, l.time, l.line);
+      })
+      .immediate();
+  }
+
+  async readLogs(query: { endpoint: string; workerId?: string; jobId?: string; afterSeq?: number; limit?: number }): Promise<LogLine[]> {
+    const { readLogs } = this.#sql;
+    const statement =
+      query.workerId !== undefined && query.jobId !== undefined
+        ? readLogs.workerAndJob
+        : query.workerId !== undefined
+          ? readLogs.worker
+          : query.jobId !== undefined
+            ? readLogs.job
+            : readLogs.endpoint;
+    const rows = statement.all({
+      endpoint: query.endpoint,
+      workerId: query.workerId,
+      jobId: query.jobId,
+      afterSeq: query.afterSeq ?? 0,
+      // SQLite reads a negative LIMIT as "no limit".
+      limit: query.limit ?? -1,
+    });
+    return rows.map((r) => ({ seq: r.seq, endpoint: r.endpoint, workerId: r.worker_id, jobId: r.job_id, stream: r.stream, time: r.time, line: r.line }));
+  }
+}
+
+/**
+ * Opens (creating it if needed) and migrates the SQLite job store at `options.path`.
+ *
+ * @example
+ * const store = await openSqliteStore({ path: '.kiln/jobs.db' });
+ * const { job } = await store.enqueue({ id, endpoint: 'tts', input, createdAt: now, expiresAt: now + ttl, executionTimeoutMs: 600_000 });
+ */
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<JobStore> {
+  if (options.path !== ':memory:') mkdirSync(path.dirname(path.resolve(options.path)), { recursive: true });
+  const db = new Database(options.path);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.pragma('foreign_keys = ON');
+    await applyMigrations(db);
+    return new SqliteJobStore(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}

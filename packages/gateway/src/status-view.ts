@@ -1,0 +1,29 @@
+import type { StatusObject } from '@kiln/protocol';
+import type { JobRecord } from './job-store.ts';
+
+/**
+ * A job as RunPod's `/status` shows it: `delayTime` = pickup − queued, `executionTime` =
+ * (finished, or now while running) − pickup; keys that are unknown (not picked up yet, no
+ * output, no error) are left out. While IN_PROGRESS, `output` is the last progress update.
+ *
+ * @example
+ * return c.json(toStatusObject(job, ctx.clock.now()));
+ */
+export function toStatusObject(job: JobRecord, now: number): StatusObject {
+  const view: StatusObject = { id: job.id, status: job.status };
+  // A requeued or retried job may keep the pickup time of its previous attempt: that one does not count.
+  if (job.takenAt !== null && job.takenAt >= job.queuedAt) {
+    view.delayTime = job.takenAt - job.queuedAt;
+    view.executionTime = Math.max(0, (job.finishedAt ?? now) - job.takenAt);
+  }
+  if (job.output !== undefined) view.output = job.output;
+  if (job.error !== null) view.error = job.error;
+  if (job.workerId !== null) view.workerId = job.workerId;
+  if (job.retries > 0) view.retries = job.retries;
+  return view;
+}
+
+/** The body of a job's webhook POST: its status object plus `input` and `webhook` (PROTOCOL.md §3.4). */
+export function toWebhookBody(job: JobRecord, now: number): StatusObject & { input: unknown; webhook: string | null } {
+  return { ...toStatusObject(job, now), input: job.input, webhook: job.webhook };
+}

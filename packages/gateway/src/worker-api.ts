@@ -1,0 +1,217 @@
+import { Hono } from 'hono';
+import type { Context } from 'hono';
+import { WORKER_LIMITS, parseDonePost, parsePingQuery, parseStreamBody } from '@kiln/protocol';
+import { parseJsonText, readBodyText, retainUntil, tokenFromAuthorization } from './client-api.ts';
+import { InvalidRequestError, PayloadTooLargeError, UnauthorizedError } from './errors.ts';
+import type { GatewayContext } from './http-app.ts';
+import type { JobRecord } from './job-store.ts';
+
+/** Most jobs one job-take-batch hands out. */
+export const MAX_BATCH_SIZE = 100;
+
+/** A job as a worker receives it on job-take: what its handler gets verbatim. */
+export interface TakenJob {
+  id: string;
+  input: unknown;
+  /** The request's `s3Config`, when it had one (handlers read `job["s3Config"]`). */
+  s3Config?: unknown;
+  /** Present when the request set `policy.executionTimeout`: the limit the gateway enforces. */
+  policy?: { executionTimeout: number };
+}
+
+/**
+ * RunPod's worker API under `/:endpoint/…` (mount under `/v2`): job-take, job-take-batch,
+ * job-done, job-stream, job-stop, ping (PROTOCOL.md §1). Every call needs the worker's own token
+ * (raw `Authorization`, as the Python SDK sends it, or `Bearer`). Take and stop long-poll for
+ * `gateway.takeHoldMs` and then answer 204. Reports about jobs the worker does not hold
+ * (cancelled, timed out, someone else's) are logged and answered 200 `{}`, so SDKs do not retry.
+ * Nothing routes on `X-Request-ID` (the SDK sends stale values).
+ *
+ * @example
+ * app.route('/v2', createWorkerApi(ctx));
+ */
+export function createWorkerApi(ctx: GatewayContext): Hono {
+  const api = new Hono();
+
+  api.get('/:endpoint/job-take/:workerId', async function jobTake(c) {
+    const { endpoint, workerId } = authorizeWorker(ctx, c);
+    const jobs = await takeJobs(ctx, endpoint, workerId, 1, c.req.raw.signal);
+    const job = jobs[0];
+    if (!job) return c.body(null, 204);
+    return c.json(toTakenJob(job));
+  });
+
+  api.get('/:endpoint/job-take-batch/:workerId', async function jobTakeBatch(c) {
+    const { endpoint, workerId } = authorizeWorker(ctx, c);
+    const size = parseBatchSize(c.req.query('batch_size'));
+    const jobs = await takeJobs(ctx, endpoint, workerId, size, c.req.raw.signal);
+    // The SDK treats `[]` as "no jobs" but then hot-loops; 204 is what RunPod answers.
+    if (jobs.length === 0) return c.body(null, 204);
+    return c.json(jobs.map(toTakenJob));
+  });
+
+  api.post('/:endpoint/job-done/:workerId/:jobId', async function jobDone(c) {
+    const { endpoint, workerId } = authorizeWorker(ctx, c);
+    const jobId = c.req.param('jobId');
+    const post = parseDonePost(normaliseError(parseJsonText(await readWorkerBody(c.req.raw))));
+    if (post.kind === 'progress') {
+      if (await ctx.store.progress(jobId, workerId, post.output)) ctx.events.notify(jobId);
+      // A late progress post after the result is a known SDK race (runpod-python#250).
+      else ctx.log.info(`ignored progress for job ${jobId}: not in progress on worker ${workerId}`, { endpoint, jobId, workerId });
+      return c.json({});
+    }
+    const result = {
+      ...(post.output !== undefined ? { output: post.output } : {}),
+      ...(post.error !== undefined ? { error: post.error } : {}),
+    };
+    const finished = await ctx.store.finish(jobId, workerId, result, ctx.clock.now(), retainUntil(ctx, jobId));
+    if (finished) {
+      ctx.events.notify(jobId);
+      ctx.log.info(`job ${jobId} ${finished.status} on worker ${workerId}`, { endpoint, jobId, workerId, status: finished.status });
+    } else {
+      ctx.log.warn(`ignored result for job ${jobId}: worker ${workerId} does not hold it (cancelled, timed out, or not its job)`, {
+        endpoint,
+        jobId,
+        workerId,
+      });
+    }
+    if (post.stopPod) ctx.workers.requestRecycle(workerId);
+    return c.json({});
+  });
+
+  api.post('/:endpoint/job-stream/:workerId/:jobId', async function jobStream(c) {
+    const { endpoint, workerId } = authorizeWorker(ctx, c);
+    const jobId = c.req.param('jobId');
+    const { output } = parseStreamBody(parseJsonText(await readWorkerBody(c.req.raw)));
+    if (await ctx.store.appendStream(jobId, workerId, [output])) ctx.events.notify(jobId);
+    else ctx.log.warn(`ignored stream chunk for job ${jobId}: worker ${workerId} does not hold it`, { endpoint, jobId, workerId });
+    return c.json({});
+  });
+
+  api.get('/:endpoint/job-stop/:workerId', async function jobStop(c) {
+    const { workerId } = authorizeWorker(ctx, c);
+    const signal = c.req.raw.signal;
+    let stops = ctx.workers.takeStops(workerId);
+    if (stops.length === 0) {
+      const held = new AbortController();
+      const release = () => held.abort();
+      signal.addEventListener('abort', release, { once: true });
+      try {
+        await Promise.race([ctx.clock.sleep(ctx.config.gateway.takeHoldMs, held.signal), ctx.workers.waitForStops(workerId, held.signal)]);
+      } finally {
+        held.abort();
+        signal.removeEventListener('abort', release);
+      }
+      // Stops taken for a worker that already hung up would be lost: leave them for its next poll.
+      if (signal.aborted) return c.body(null, 204);
+      stops = ctx.workers.takeStops(workerId);
+    }
+    if (stops.length === 0) return c.body(null, 204);
+    return c.json({ jobsToStop: stops });
+  });
+
+  api.get('/:endpoint/ping/:workerId', function ping(c) {
+    const { workerId } = authorizeWorker(ctx, c);
+    const query = parsePingQuery(new URL(c.req.url).searchParams);
+    ctx.workers.recordPing(workerId, {
+      jobIds: query.jobIds,
+      ...(query.status === 'unhealthy' ? { unhealthy: { check: query.check ?? 'unknown', reason: query.reason ?? '' } } : {}),
+    });
+    return c.json({});
+  });
+
+  return api;
+}
+
+function authorizeWorker(ctx: GatewayContext, c: Context): { endpoint: string; workerId: string } {
+  const endpoint = c.req.param('endpoint') ?? '';
+  const workerId = c.req.param('workerId') ?? '';
+  const token = tokenFromAuthorization(c.req.header('authorization'));
+  if (!ctx.workers.authenticate(endpoint, workerId, token)) {
+    throw new UnauthorizedError(`invalid or missing token for worker ${workerId} of endpoint ${endpoint}`);
+  }
+  return { endpoint, workerId };
+}
+
+/**
+ * Claims up to `limit` jobs, holding the request up to `takeHoldMs` while the queue is empty and
+ * waking as soon as the store says jobs may be claimable. Never claims for a worker that hung up;
+ * jobs claimed just as it hung up go back to the queue.
+ */
+async function takeJobs(ctx: GatewayContext, endpoint: string, workerId: string, limit: number, signal: AbortSignal): Promise<JobRecord[]> {
+  ctx.workers.recordTake(workerId);
+  const deadline = ctx.clock.now() + ctx.config.gateway.takeHoldMs;
+  let woken = false;
+  let wake = () => {};
+  // Subscribe before the first claim, so a job enqueued between claim and sleep is not missed.
+  const unsubscribe = ctx.store.onJobsAvailable((available) => {
+    if (available !== endpoint) return;
+    woken = true;
+    wake();
+  });
+  try {
+    for (;;) {
+      if (signal.aborted) return [];
+      woken = false;
+      const jobs = await ctx.store.claim(endpoint, workerId, limit, ctx.clock.now());
+      if (jobs.length > 0) {
+        if (!signal.aborted) return jobs;
+        await ctx.store.unclaim(
+          jobs.map((j) => j.id),
+          workerId,
+        ).catch((err: unknown) => ctx.log.error(`could not put back jobs claimed for a gone worker ${workerId}`, { error: String(err) }));
+        return [];
+      }
+      const remaining = deadline - ctx.clock.now();
+      if (remaining <= 0) return [];
+      if (woken) continue;
+      const held = new AbortController();
+      wake = () => held.abort();
+      const release = () => held.abort();
+      signal.addEventListener('abort', release, { once: true });
+      try {
+        await ctx.clock.sleep(remaining, held.signal);
+      } finally {
+        wake = () => {};
+        signal.removeEventListener('abort', release);
+      }
+    }
+  } finally {
+    unsubscribe();
+  }
+}
+
+function toTakenJob(job: JobRecord): TakenJob {
+  const taken: TakenJob = { id: job.id, input: job.input };
+  if (job.s3Config !== null) taken.s3Config = job.s3Config;
+  if (job.policy.executionTimeout !== undefined) taken.policy = { executionTimeout: job.executionTimeoutMs };
+  return taken;
+}
+
+function parseBatchSize(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return 1;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new InvalidRequestError('batch_size', `must be an integer from 1 to ${MAX_BATCH_SIZE}`);
+  return Math.min(Number(raw), MAX_BATCH_SIZE);
+}
+
+/** Worker bodies over the limit get 400, as RunPod answers (the SDK does not retry 4xx). */
+async function readWorkerBody(request: Request): Promise<string> {
+  try {
+    return await readBodyText(request, WORKER_LIMITS.maxResultBytes);
+  } catch (err) {
+    if (!(err instanceof PayloadTooLargeError)) throw err;
+    throw new InvalidRequestError('body', `must be at most ${WORKER_LIMITS.maxResultBytes} bytes (20 MB); upload large results to S3`, { cause: err });
+  }
+}
+
+/**
+ * A non-string `error` (some handlers return objects) is kept as its JSON text, as `/status`
+ * shows errors as strings; `error: null` means no error.
+ */
+function normaliseError(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const body = value as Record<string, unknown>;
+  if (!Object.hasOwn(body, 'error') || body.error === undefined || typeof body.error === 'string') return value;
+  const { error, ...rest } = body;
+  return error === null ? rest : { ...rest, error: JSON.stringify(error) };
+}
