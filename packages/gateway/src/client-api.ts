@@ -252,7 +252,8 @@ export function tokenFromAuthorization(header: string | undefined): string | und
   return token === '' ? undefined : token;
 }
 
-function clientAuth(apiKeys: readonly string[]): MiddlewareHandler {
+/** Client-key auth (Bearer or raw key, constant-time); no keys configured ⇒ open (loopback only). */
+export function clientAuth(apiKeys: readonly string[]): MiddlewareHandler {
   const digests = apiKeys.map(sha256);
   return async function clientAuth(c, next) {
     if (digests.length > 0) {

@@ -118,6 +118,7 @@ export class Gateway {
       workerCounts: (endpoint) => this.registry.counts(endpoint),
       events: this.events,
       log: this.#log,
+      listWorkers: (endpoint) => this.registry.list(endpoint),
     };
     this.#app = createHttpApp(context);
     this.#supervisor = new Supervisor({

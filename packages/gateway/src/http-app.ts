@@ -6,7 +6,8 @@ import { toHttpResponse } from './errors.ts';
 import type { JobEvents } from './job-events.ts';
 import type { JobStore } from './job-store.ts';
 import { createWorkerApi } from './worker-api.ts';
-import type { WorkerAccess } from './worker-registry.ts';
+import type { WorkerAccess, WorkerInfo } from './worker-registry.ts';
+import { createAdminApi } from './admin-api.ts';
 
 /** Worker counters of an endpoint, in `/health`'s shape. */
 export interface WorkerCounts {
@@ -37,6 +38,8 @@ export interface GatewayContext {
   /** Wakes long-polls when a job changes. */
   events: JobEvents;
   log: HttpLogger;
+  /** The endpoint's workers, for the admin API (absent in tests that have no registry). */
+  listWorkers?(endpoint: string): WorkerInfo[];
 }
 
 /**
@@ -52,6 +55,7 @@ export function createHttpApp(ctx: GatewayContext): Hono {
   const app = new Hono();
   app.route('/v2', createWorkerApi(ctx));
   app.route('/v2', createClientApi(ctx));
+  app.route('/kiln/v1', createAdminApi(ctx));
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}`, code: 'not_found' }, 404));
   app.onError((err, c) => {
     const { status, body, headers } = toHttpResponse(err, ctx.log);

@@ -30,3 +30,4 @@ export { Supervisor } from './supervisor.ts';
 export type { SupervisionSettings } from './supervisor.ts';
 export { WorkerRegistry } from './worker-registry.ts';
 export type { WorkerAccess, WorkerInfo, WorkerState } from './worker-registry.ts';
+export { createAdminApi, MAX_LOG_LINES } from './admin-api.ts';

@@ -115,6 +115,7 @@ export async function createTestGateway(options: TestGatewayOptions = {}): Promi
     clock,
     workers: registry,
     workerCounts: (endpoint) => registry.counts(endpoint),
+    listWorkers: (endpoint) => registry.list(endpoint),
     events,
     log: { info: capture('info'), warn: capture('warn'), error: capture('error') },
   };
