@@ -322,24 +322,31 @@ export function parseConfig(value: unknown, options: ParseConfigOptions): Gatewa
   } catch (cause) {
     throw new ConfigError([{ key: '(root)', value: '(not serialisable)', rule: 'must be plain JSON data' }], { cause });
   }
+  const nameIssues = endpointNameIssues(input);
   const parsed = configSchema.safeParse(input, { error: fallbackRule });
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.flatMap((issue) => toConfigIssues(issue, input)));
+  // Every problem at once: names are checked even when the schema already failed.
+  if (!parsed.success) throw new ConfigError([...nameIssues, ...parsed.error.issues.flatMap((issue) => toConfigIssues(issue, input))]);
   const raw = parsed.data;
-  const issues: ConfigIssue[] = [];
+  const issues: ConfigIssue[] = [...nameIssues];
   const baseDir = path.resolve(options.baseDir);
 
   const endpoints: Record<string, EndpointConfig> = {};
   for (const [name, endpoint] of Object.entries(raw.endpoints)) {
-    if (!ENDPOINT_NAME_PATTERN.test(name)) {
-      issues.push({ key: `endpoints.${name}`, value: name, rule: 'endpoint names must match ^[a-z0-9][a-z0-9-]{0,63}$ (lower-case letters, digits, dashes)' });
-      continue;
-    }
+    if (!ENDPOINT_NAME_PATTERN.test(name)) continue;
     endpoints[name] = resolveEndpoint(name, endpoint, raw, baseDir, options.env, issues);
   }
 
   const gateway = resolveGateway(raw.gateway, baseDir, options.env, issues);
   if (issues.length > 0) throw new ConfigError(issues);
   return deepFreeze({ baseDir, endpoints, models: raw.models, pricing: raw.pricing, gateway });
+}
+
+function endpointNameIssues(input: unknown): ConfigIssue[] {
+  const endpoints = typeof input === 'object' && input !== null ? (input as Record<string, unknown>)['endpoints'] : undefined;
+  if (typeof endpoints !== 'object' || endpoints === null) return [];
+  return Object.keys(endpoints)
+    .filter((name) => !ENDPOINT_NAME_PATTERN.test(name))
+    .map((name) => ({ key: `endpoints.${name}`, value: name, rule: 'endpoint names must match ^[a-z0-9][a-z0-9-]{0,63}$ (lower-case letters, digits, dashes)' }));
 }
 
 /**
