@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import postgres from 'postgres';
-import type { JobState } from '@kiln/protocol';
 import type {
   EndpointCounts,
   JobRecord,
@@ -11,6 +10,7 @@ import type {
   RequeueOutcome,
   StreamChunk,
 } from './job-store.ts';
+import { byQueueOrder, JOBS_AVAILABLE, jsonOrNull, toRecord, type JobRow, type LogRow } from './job-rows.ts';
 import { checkKnownVersions, loadMigrations } from './migrations.ts';
 
 /** Where the PostgreSQL store keeps its data. */
@@ -36,80 +36,8 @@ const TYPES = {
 
 type Sql = postgres.Sql<{ epochMs: number; jsonText: string }>;
 
-interface JobRow {
-  id: string;
-  endpoint: string;
-  status: JobState;
-  input: string;
-  webhook: string | null;
-  policy: string;
-  s3_config: string | null;
-  output: string | null;
-  error: string | null;
-  worker_id: string | null;
-  attempts: number;
-  retries: number;
-  low_priority: boolean;
-  created_at: number;
-  queued_at: number;
-  taken_at: number | null;
-  finished_at: number | null;
-  expires_at: number;
-  execution_deadline: number | null;
-  execution_timeout_ms: number;
-  retain_until: number | null;
-  idempotency_key: string | null;
-}
 
-interface LogRow {
-  seq: number;
-  endpoint: string;
-  worker_id: string;
-  job_id: string | null;
-  stream: 'stdout' | 'stderr';
-  time: number;
-  line: string;
-}
 
-const JOBS_AVAILABLE = 'jobsAvailable';
-
-/** JSON text for a value, or NULL for `undefined` (no output). */
-function jsonOrNull(value: unknown): string | null {
-  return value === undefined ? null : JSON.stringify(value);
-}
-
-function toRecord(row: JobRow): JobRecord {
-  const record: JobRecord = {
-    id: row.id,
-    endpoint: row.endpoint,
-    status: row.status,
-    input: JSON.parse(row.input),
-    webhook: row.webhook,
-    policy: JSON.parse(row.policy),
-    s3Config: row.s3_config === null ? null : JSON.parse(row.s3_config),
-    error: row.error,
-    workerId: row.worker_id,
-    attempts: row.attempts,
-    retries: row.retries,
-    lowPriority: row.low_priority,
-    createdAt: row.created_at,
-    queuedAt: row.queued_at,
-    takenAt: row.taken_at,
-    finishedAt: row.finished_at,
-    expiresAt: row.expires_at,
-    executionDeadline: row.execution_deadline,
-    executionTimeoutMs: row.execution_timeout_ms,
-    retainUntil: row.retain_until,
-    idempotencyKey: row.idempotency_key,
-  };
-  if (row.output !== null) record.output = JSON.parse(row.output);
-  return record;
-}
-
-/** Queue order: normal before lowPriority, then oldest queuedAt, then id (RETURNING has no order). */
-function byQueueOrder(a: JobRecord, b: JobRecord): number {
-  return Number(a.lowPriority) - Number(b.lowPriority) || a.queuedAt - b.queuedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-}
 
 async function applyMigrations(sql: Sql, schema: string): Promise<void> {
   const migrations = await loadMigrations('postgres');

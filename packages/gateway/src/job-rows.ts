@@ -1,0 +1,81 @@
+import type { JobState } from '@kiln/protocol';
+import type { JobRecord } from './job-store.ts';
+
+/** A `jobs` row as both adapters read it: JSON columns as text; `low_priority` is 0/1 in SQLite, a boolean in PostgreSQL. */
+export interface JobRow {
+  id: string;
+  endpoint: string;
+  status: JobState;
+  input: string;
+  webhook: string | null;
+  policy: string;
+  s3_config: string | null;
+  output: string | null;
+  error: string | null;
+  worker_id: string | null;
+  attempts: number;
+  retries: number;
+  low_priority: number | boolean;
+  created_at: number;
+  queued_at: number;
+  taken_at: number | null;
+  finished_at: number | null;
+  expires_at: number;
+  execution_deadline: number | null;
+  execution_timeout_ms: number;
+  retain_until: number | null;
+  idempotency_key: string | null;
+}
+
+/** A `worker_logs` row. */
+export interface LogRow {
+  seq: number;
+  endpoint: string;
+  worker_id: string;
+  job_id: string | null;
+  stream: 'stdout' | 'stderr';
+  time: number;
+  line: string;
+}
+
+/** The in-process event both adapters emit when jobs may have become claimable. */
+export const JOBS_AVAILABLE = 'jobsAvailable';
+
+/** JSON text for a value, or NULL for `undefined` (no output). */
+export function jsonOrNull(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+/** A row as the store's JobRecord. */
+export function toRecord(row: JobRow): JobRecord {
+  const record: JobRecord = {
+    id: row.id,
+    endpoint: row.endpoint,
+    status: row.status,
+    input: JSON.parse(row.input),
+    webhook: row.webhook,
+    policy: JSON.parse(row.policy),
+    s3Config: row.s3_config === null ? null : JSON.parse(row.s3_config),
+    error: row.error,
+    workerId: row.worker_id,
+    attempts: row.attempts,
+    retries: row.retries,
+    lowPriority: row.low_priority === true || row.low_priority === 1,
+    createdAt: row.created_at,
+    queuedAt: row.queued_at,
+    takenAt: row.taken_at,
+    finishedAt: row.finished_at,
+    expiresAt: row.expires_at,
+    executionDeadline: row.execution_deadline,
+    executionTimeoutMs: row.execution_timeout_ms,
+    retainUntil: row.retain_until,
+    idempotencyKey: row.idempotency_key,
+  };
+  if (row.output !== null) record.output = JSON.parse(row.output);
+  return record;
+}
+
+/** Queue order: normal before lowPriority, then oldest queuedAt, then id (RETURNING has no order). */
+export function byQueueOrder(a: JobRecord, b: JobRecord): number {
+  return Number(a.lowPriority) - Number(b.lowPriority) || a.queuedAt - b.queuedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
