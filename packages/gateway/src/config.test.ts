@@ -212,6 +212,15 @@ describe('gateway security defaults', () => {
     const file = parseConfig({}, { baseDir: '/app', env: { KILN_DATABASE_URL: 'sqlite:/var/kiln.db' } });
     assert.equal(file.gateway.sqlitePath, '/var/kiln.db');
   });
+
+  it('takes an optional PostgreSQL schema name for the store', () => {
+    const config = parseConfig({ gateway: { databaseUrl: 'postgres://u@h/db', databaseSchema: 'kiln_staging' } }, { baseDir: '/', env: {} });
+    assert.equal(config.gateway.databaseSchema, 'kiln_staging');
+    assert.equal('databaseSchema' in parseConfig({}, { baseDir: '/', env: {} }).gateway, false);
+    assert.deepEqual(issuesOf({ gateway: { databaseSchema: 'Kiln-Prod' } }), [
+      'gateway.databaseSchema: "Kiln-Prod" is not allowed: must be a PostgreSQL schema name: lower-case letters, digits and _, not starting with a digit, at most 43 characters',
+    ]);
+  });
 });
 
 describe('loadConfig', () => {

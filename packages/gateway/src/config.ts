@@ -10,6 +10,8 @@ const SEVEN_DAYS_MS = 7 * DAY_MS;
 export const ENDPOINT_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
 const VOLUME_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// The PostgreSQL store names a NOTIFY channel `kiln_jobs_available_<schema>`, and identifiers stop at 63 bytes.
+const DATABASE_SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,42}$/;
 const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(['localhost', '::1', '[::1]']);
 
 /** Defaults and bounds of the config, RunPod's where RunPod has one. Durations in ms unless named in seconds. */
@@ -100,6 +102,8 @@ export interface GatewaySettings {
   readonly apiKeys: readonly string[];
   /** The database setting (`KILN_DATABASE_URL` wins over the file); a `postgres://` URL selects PostgreSQL. */
   readonly databaseUrl?: string;
+  /** PostgreSQL schema that holds kiln's tables (the store's default, `kiln`, when unset); ignored for SQLite. */
+  readonly databaseSchema?: string;
   /** Absolute SQLite file: from `databaseUrl` when that is not a PostgreSQL URL, else `.kiln/kiln.db` beside the config. */
   readonly sqlitePath: string;
   /** How long finished results are kept: `/run` jobs and `/runsync` jobs. */
@@ -256,6 +260,10 @@ const gatewaySchema = z.strictObject(
     port: int(CONFIG_LIMITS.port).default(CONFIG_LIMITS.port.default),
     apiKeys: z.array(nonEmptyString('must be a non-empty key'), { error: 'must be an array of keys' }).default([]),
     databaseUrl: nonEmptyString('must be a postgres:// URL or a SQLite file path').optional(),
+    databaseSchema: z
+      .string({ error: 'must be a PostgreSQL schema name' })
+      .regex(DATABASE_SCHEMA_PATTERN, { error: 'must be a PostgreSQL schema name: lower-case letters, digits and _, not starting with a digit, at most 43 characters' })
+      .optional(),
     retention: z
       .strictObject(
         {
@@ -490,7 +498,11 @@ function resolveGateway(
     takeHoldMs: raw.takeHoldMs,
     stopGraceMs: raw.stopGraceMs,
   };
-  return databaseUrl === undefined ? settings : { ...settings, databaseUrl };
+  return {
+    ...settings,
+    ...(databaseUrl === undefined ? {} : { databaseUrl }),
+    ...(raw.databaseSchema === undefined ? {} : { databaseSchema: raw.databaseSchema }),
+  };
 }
 
 /** Whether a database setting names PostgreSQL (`postgres://…` or `postgresql://…`). */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { realClock, type Clock } from '@kiln/protocol';
-import type { GatewayConfig } from './config.ts';
+import { isPostgresUrl, type GatewayConfig } from './config.ts';
 import { createHttpApp, type GatewayContext } from './http-app.ts';
 import { JobEvents } from './job-events.ts';
 import type { JobStore, LogLine } from './job-store.ts';
@@ -32,10 +32,10 @@ export interface GatewayOptions {
   onWorkerLog?: (line: LogLine) => void;
 }
 
-/** Opens the job store the config names: PostgreSQL when `databaseUrl` is set, else the SQLite file. */
+/** Opens the job store the config names: PostgreSQL (in `databaseSchema`) when `databaseUrl` is a PostgreSQL URL, else the SQLite file. */
 export async function openConfiguredStore(config: GatewayConfig): Promise<JobStore> {
-  const url = config.gateway.databaseUrl;
-  if (url && /^postgres(ql)?:\/\//.test(url)) return openPostgresStore({ url });
+  const { databaseUrl: url, databaseSchema: schema } = config.gateway;
+  if (url !== undefined && isPostgresUrl(url)) return openPostgresStore({ url, ...(schema === undefined ? {} : { schema }) });
   return openSqliteStore({ path: config.gateway.sqlitePath });
 }
 

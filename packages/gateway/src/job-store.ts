@@ -155,6 +155,18 @@ export interface JobStore {
   /** IN_PROGRESS jobs held by a worker, by id (for ping reconciliation and stop requests). */
   heldBy(workerId: string): Promise<JobRecord[]>;
   /**
+   * The gateway of worker `workerId` vouches, at `now`, that the worker is alive: its IN_PROGRESS
+   * jobs are not abandoned (see `releaseAbandonedJobs`). Returns those jobs, by id, as `heldBy`.
+   * A claim vouches for the claimed jobs by itself.
+   */
+  markWorkerAlive(workerId: string, now: number): Promise<JobRecord[]>;
+  /**
+   * IN_PROGRESS jobs that no gateway has vouched for since before `silentSince` (their gateway
+   * stopped or crashed: nobody will hear from their workers again) are released as by
+   * `releaseWorkerJobs`; a FAILED one gets the error `worker <its worker id> <reason>`.
+   */
+  releaseAbandonedJobs(silentSince: number, reason: string, maxAttempts: number, now: number, retainUntil: number): Promise<RequeueOutcome>;
+  /**
    * Deletes finished jobs past retainUntil, and unfinished ones past expiresAt (RunPod's TTL is a
    * hard delete, even while running). A queued job that `expireQueued` turned TIMED_OUT is finished:
    * it stays readable until its retention ends. Returns how many.

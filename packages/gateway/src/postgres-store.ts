@@ -39,6 +39,10 @@ type Sql = postgres.Sql<{ epochMs: number; jsonText: string }>;
 
 
 
+function byId(a: JobRecord, b: JobRecord): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
 async function applyMigrations(sql: Sql, schema: string): Promise<void> {
   const migrations = await loadMigrations('postgres');
   // Gateways starting together serialise on this lock; concurrent CREATE ... IF NOT EXISTS
@@ -129,12 +133,12 @@ class PostgresJobStore implements JobStore {
       WITH next AS (
         SELECT id FROM jobs
          WHERE endpoint = ${endpoint} AND status = 'IN_QUEUE' AND expires_at >= ${now}
-         ORDER BY low_priority, queued_at, id
+         ORDER BY low_priority, queued_at, seq
          LIMIT ${limit}
            FOR UPDATE SKIP LOCKED
       )
       UPDATE jobs
-         SET status = 'IN_PROGRESS', worker_id = ${workerId}, taken_at = ${now},
+         SET status = 'IN_PROGRESS', worker_id = ${workerId}, taken_at = ${now}, heartbeat_at = ${now},
              execution_deadline = ${now} + execution_timeout_ms, attempts = attempts + 1
         FROM next
        WHERE jobs.id = next.id AND jobs.status = 'IN_QUEUE'
@@ -266,6 +270,33 @@ class PostgresJobStore implements JobStore {
   async heldBy(workerId: string): Promise<JobRecord[]> {
     const rows = await this.#sql<JobRow[]>`SELECT * FROM jobs WHERE worker_id = ${workerId} AND status = 'IN_PROGRESS' ORDER BY id`;
     return rows.map(toRecord);
+  }
+
+  async markWorkerAlive(workerId: string, now: number): Promise<JobRecord[]> {
+    const rows = await this.#sql<JobRow[]>`
+      UPDATE jobs SET heartbeat_at = ${now} WHERE worker_id = ${workerId} AND status = 'IN_PROGRESS' RETURNING *`;
+    return rows.map(toRecord).sort(byId);
+  }
+
+  async releaseAbandonedJobs(silentSince: number, reason: string, maxAttempts: number, now: number, retainUntil: number): Promise<RequeueOutcome> {
+    // As releaseWorkerJobs, for every holder nobody vouched for since silentSince (taken_at on rows
+    // older than heartbeat_at). Gateways sweeping together are serialised by the row locks, and the
+    // re-checked WHERE lets only the first one release a job.
+    const rows = await this.#sql<JobRow[]>`
+      UPDATE jobs
+         SET status             = CASE WHEN attempts < ${maxAttempts}::int THEN 'IN_QUEUE' ELSE 'FAILED' END,
+             worker_id          = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE worker_id END,
+             queued_at          = CASE WHEN attempts < ${maxAttempts}::int THEN ${now}::bigint ELSE queued_at END,
+             taken_at           = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE taken_at END,
+             execution_deadline = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE execution_deadline END,
+             error              = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE 'worker ' || worker_id || ' ' || ${reason}::text END,
+             finished_at        = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE ${now}::bigint END,
+             retain_until       = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE ${retainUntil}::bigint END,
+             output             = NULL
+       WHERE status = 'IN_PROGRESS' AND coalesce(heartbeat_at, taken_at) < ${silentSince}
+      RETURNING *, CASE WHEN status = 'IN_QUEUE' THEN pg_notify(${this.#channel}, endpoint) END`;
+    const jobs = rows.map(toRecord).sort(byQueueOrder);
+    return { requeued: jobs.filter((j) => j.status === 'IN_QUEUE'), failed: jobs.filter((j) => j.status === 'FAILED') };
   }
 
   async deleteExpired(now: number): Promise<number> {

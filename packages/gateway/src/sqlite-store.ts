@@ -39,6 +39,10 @@ interface CountsRow {
 }
 
 
+function byId(a: JobRecord, b: JobRecord): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
 async function applyMigrations(db: Database.Database): Promise<void> {
   const migrations = await loadMigrations('sqlite');
   db.exec('CREATE TABLE IF NOT EXISTS kiln_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT');
@@ -70,11 +74,11 @@ function prepareStatements(db: Database.Database) {
     get: db.prepare<[string, string], JobRow>('SELECT * FROM jobs WHERE endpoint = ? AND id = ?'),
     claim: db.prepare<{ endpoint: string; workerId: string; limit: number; now: number }, JobRow>(`
       UPDATE jobs
-         SET status = 'IN_PROGRESS', worker_id = @workerId, taken_at = @now,
+         SET status = 'IN_PROGRESS', worker_id = @workerId, taken_at = @now, heartbeat_at = @now,
              execution_deadline = @now + execution_timeout_ms, attempts = attempts + 1
        WHERE id IN (SELECT id FROM jobs
                      WHERE endpoint = @endpoint AND status = 'IN_QUEUE' AND expires_at >= @now
-                     ORDER BY low_priority, queued_at, id
+                     ORDER BY low_priority, queued_at, rowid
                      LIMIT @limit)
          AND status = 'IN_QUEUE'
       RETURNING *`),
@@ -136,6 +140,22 @@ function prepareStatements(db: Database.Database) {
        WHERE worker_id = @workerId AND status = 'IN_PROGRESS'
       RETURNING *`),
     heldBy: db.prepare<[string], JobRow>(`SELECT * FROM jobs WHERE worker_id = ? AND status = 'IN_PROGRESS' ORDER BY id`),
+    markWorkerAlive: db.prepare<[number, string], JobRow>(`
+      UPDATE jobs SET heartbeat_at = ? WHERE worker_id = ? AND status = 'IN_PROGRESS' RETURNING *`),
+    // As releaseWorkerJobs, for every holder nobody vouched for since @silentSince (taken_at on rows older than heartbeat_at).
+    releaseAbandonedJobs: db.prepare<Record<string, unknown>, JobRow>(`
+      UPDATE jobs
+         SET status             = CASE WHEN attempts < @maxAttempts THEN 'IN_QUEUE' ELSE 'FAILED' END,
+             worker_id          = CASE WHEN attempts < @maxAttempts THEN NULL ELSE worker_id END,
+             queued_at          = CASE WHEN attempts < @maxAttempts THEN @now ELSE queued_at END,
+             taken_at           = CASE WHEN attempts < @maxAttempts THEN NULL ELSE taken_at END,
+             execution_deadline = CASE WHEN attempts < @maxAttempts THEN NULL ELSE execution_deadline END,
+             error              = CASE WHEN attempts < @maxAttempts THEN NULL ELSE 'worker ' || worker_id || ' ' || @reason END,
+             finished_at        = CASE WHEN attempts < @maxAttempts THEN NULL ELSE @now END,
+             retain_until       = CASE WHEN attempts < @maxAttempts THEN NULL ELSE @retainUntil END,
+             output             = NULL
+       WHERE status = 'IN_PROGRESS' AND coalesce(heartbeat_at, taken_at) < @silentSince
+      RETURNING *`),
     deleteExpired: db.prepare<{ now: number }>(`
       DELETE FROM jobs
        WHERE (status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT') AND retain_until < @now)
@@ -308,6 +328,17 @@ class SqliteJobStore implements JobStore {
 
   async heldBy(workerId: string): Promise<JobRecord[]> {
     return this.#sql.heldBy.all(workerId).map(toRecord);
+  }
+
+  async markWorkerAlive(workerId: string, now: number): Promise<JobRecord[]> {
+    return this.#sql.markWorkerAlive.all(now, workerId).map(toRecord).sort(byId);
+  }
+
+  async releaseAbandonedJobs(silentSince: number, reason: string, maxAttempts: number, now: number, retainUntil: number): Promise<RequeueOutcome> {
+    const jobs = this.#sql.releaseAbandonedJobs.all({ silentSince, reason, maxAttempts, now, retainUntil }).map(toRecord).sort(byQueueOrder);
+    const requeued = jobs.filter((j) => j.status === 'IN_QUEUE');
+    for (const endpoint of new Set(requeued.map((j) => j.endpoint))) this.#events.emit(JOBS_AVAILABLE, endpoint);
+    return { requeued, failed: jobs.filter((j) => j.status === 'FAILED') };
   }
 
   async deleteExpired(now: number): Promise<number> {

@@ -471,6 +471,38 @@ export function defineContract(name: string, open: () => Promise<JobStore>): voi
       assert.equal((await store.get(other.endpoint, other.id))?.status, 'IN_PROGRESS', 'other workers keep their jobs');
     });
 
+    test('releaseAbandonedJobs releases the jobs nobody vouched for since silentSince; a claim or markWorkerAlive vouches', async () => {
+      for (const id of ['a1', 'a2', 'a3']) await store.enqueue(newJob({ id, endpoint: 'ab', createdAt: T0 + Number(id[1]) }));
+      await store.claim('ab', 'orphan', 1, T0 + 1000);
+      await store.claim('ab', 'alive', 1, T0 + 1000);
+      await store.claim('ab', 'late', 1, T0 + 4000);
+      assert.deepEqual(ids(await store.markWorkerAlive('alive', T0 + 4000)), ['a2']);
+      assert.deepEqual(await store.markWorkerAlive('nobody', T0 + 4000), []);
+
+      const reason = 'was not heard from (its gateway crashed) while running the job';
+      assert.deepEqual(await store.releaseAbandonedJobs(T0 + 1000, reason, 2, T0 + 5000, T0 + RETAIN), { requeued: [], failed: [] }, 'exactly silentSince is not before it');
+      const wake = nextWakeUp(store);
+      const first = await store.releaseAbandonedJobs(T0 + 3000, reason, 2, T0 + 5000, T0 + 5000 + RETAIN);
+      assert.equal(await wake, 'ab', 'requeued jobs wake the takers');
+      assert.deepEqual(ids(first.requeued), ['a1'], 'only the job nobody vouched for since T0 + 3000');
+      assert.deepEqual(first.failed, []);
+      assert.equal(first.requeued[0]!.workerId, null);
+      assert.equal(first.requeued[0]!.queuedAt, T0 + 5000);
+      assert.equal(first.requeued[0]!.attempts, 1);
+      assert.deepEqual(ids(await store.heldBy('alive')), ['a2']);
+      assert.deepEqual(ids(await store.heldBy('late')), ['a3']);
+
+      await store.claim('ab', 'orphan2', 1, T0 + 6000);
+      const last = await store.releaseAbandonedJobs(T0 + 9000, reason, 2, T0 + 9000, T0 + 9000 + RETAIN);
+      assert.deepEqual(ids(last.requeued), ['a2', 'a3']);
+      assert.equal(last.failed.length, 1);
+      assert.equal(last.failed[0]!.id, 'a1');
+      assert.equal(last.failed[0]!.status, 'FAILED');
+      assert.equal(last.failed[0]!.error, `worker orphan2 ${reason}`);
+      assert.equal(last.failed[0]!.finishedAt, T0 + 9000);
+      assert.equal(last.failed[0]!.retainUntil, T0 + 9000 + RETAIN);
+    });
+
     test('unclaim puts jobs still held by the worker back with attempts − 1 and their place in the queue', async () => {
       for (const id of ['u1', 'u2', 'u3']) await store.enqueue(newJob({ id, createdAt: T0 + Number(id[1]) }));
       assert.deepEqual(ids(await store.claim('tts', 'w1', 3, T0 + 1000)), ['u1', 'u2', 'u3']);
@@ -515,6 +547,14 @@ export function defineContract(name: string, open: () => Promise<JobStore>): voi
       assert.equal((await store.get(kept.endpoint, kept.id))?.status, 'COMPLETED');
       assert.equal((await store.get('tts', live.id))?.status, 'IN_QUEUE');
       assert.equal(await store.deleteExpired(T0 + 10_000), 0);
+    });
+
+    test('jobs queued in the same millisecond are claimed first in, first out', async () => {
+      const queued = [];
+      for (let i = 0; i < 20; i++) queued.push((await store.enqueue(newJob({ createdAt: T0 }))).job);
+      const claimedIds = [];
+      for (let i = 0; i < 20; i++) claimedIds.push(...ids(await store.claim('tts', 'w1', 1, T0 + 1)));
+      assert.deepEqual(claimedIds, ids(queued));
     });
 
     test('a queued job timed out by its TTL stays readable (TIMED_OUT) until its retention ends', async () => {

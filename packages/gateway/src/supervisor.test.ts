@@ -151,3 +151,26 @@ test('finished results are deleted after their retention', async () => {
   await supervisor.tick();
   assert.equal(await store.get('ep', 'done'), undefined);
 });
+
+test('jobs of a worker no gateway knows (its gateway crashed) go back to the queue once unvouched for longer than pingTimeoutMs', async () => {
+  // `orphan` was spawned by a gateway that died: this registry never heard of it.
+  await enqueue('orphaned');
+  await store.claim('ep', 'orphan', 1, clock.now());
+  registry.register({ workerId: 'live', endpoint: 'ep', token: 't' });
+  await enqueue('kept');
+  await takeAs('live');
+  for (let i = 0; i < 3; i++) {
+    await clock.advance(SETTINGS.pingTimeoutMs / 2);
+    registry.recordPing('live', { jobIds: ['kept'] });
+    await supervisor.tick();
+    if (i === 0) assert.equal((await store.get('ep', 'orphaned'))!.status, 'IN_PROGRESS', 'not before pingTimeoutMs');
+  }
+  const orphaned = (await store.get('ep', 'orphaned'))!;
+  assert.equal(orphaned.status, 'IN_QUEUE');
+  assert.equal(orphaned.attempts, 1);
+  assert.ok(notified.includes('orphaned'));
+  const kept = (await store.get('ep', 'kept'))!;
+  assert.equal(kept.status, 'IN_PROGRESS', 'a live worker’s job stays with it, however long it runs');
+  assert.equal(kept.workerId, 'live');
+  assert.deepEqual(killed, []);
+});

@@ -1,5 +1,5 @@
 import type { Clock } from '@kiln/protocol';
-import type { JobStore } from './job-store.ts';
+import type { JobStore, RequeueOutcome } from './job-store.ts';
 import type { WorkerRegistry } from './worker-registry.ts';
 
 /** Limits the supervisor enforces; parsed from the gateway config. */
@@ -30,7 +30,8 @@ export interface SupervisorDeps {
 /**
  * Enforces time on jobs and workers, one `tick()` at a time: execution timeouts (TIMED_OUT, the
  * worker told through job-stop, killed if it still holds the job after a grace period), TTL expiry
- * of queued jobs, workers that stop pinging while holding jobs, and result retention. Worker exits
+ * of queued jobs, workers that stop pinging while holding jobs, jobs abandoned by a gateway that
+ * died (its workers' jobs, which no gateway vouches for any more), and result retention. Worker exits
  * go through `workerExited`, which puts their jobs back in the queue (or fails them after
  * `maxAttempts`) with an error that names the worker and the cause.
  */
@@ -78,7 +79,9 @@ export class Supervisor {
 
     for (const worker of registry.list()) {
       if (worker.state === 'stopped') continue;
-      const held = await store.heldBy(worker.workerId);
+      // Vouching (until the worker is found dead just below) keeps releaseAbandonedJobs, run by this
+      // gateway or another one on the same database, away from the jobs of live workers.
+      const held = await store.markWorkerAlive(worker.workerId, now);
       registry.setHeldCount(worker.workerId, held.length);
       if (held.length === 0) continue;
       const lastSign = Math.max(worker.lastPingAt ?? 0, worker.lastTakeAt ?? 0, worker.startedAt);
@@ -88,6 +91,17 @@ export class Supervisor {
         this.#d.killWorker(worker.workerId, reason);
       }
     }
+
+    // Jobs held by workers of a gateway that died: a restarted gateway does not know them (they
+    // cannot even reach it with their old tokens), so only this brings their jobs back.
+    const abandoned = await store.releaseAbandonedJobs(
+      now - settings.pingTimeoutMs,
+      `was not heard from by any gateway for more than ${settings.pingTimeoutMs} ms (its gateway stopped or crashed) while running the job`,
+      settings.maxAttempts,
+      now,
+      retainUntil,
+    );
+    this.#report(`jobs of workers no gateway has heard from for more than ${settings.pingTimeoutMs} ms (their gateway stopped or crashed)`, abandoned);
 
     const deleted = await store.deleteExpired(now);
     if (deleted > 0) log.info(`deleted ${deleted} job(s) past their retention or TTL`);
@@ -102,9 +116,13 @@ export class Supervisor {
   }
 
   async #release(workerId: string, reason: string): Promise<void> {
-    const { store, clock, settings, log } = this.#d;
+    const { store, clock, settings } = this.#d;
     const now = clock.now();
-    const { requeued, failed } = await store.releaseWorkerJobs(workerId, reason, settings.maxAttempts, now, now + settings.retentionMs);
+    this.#report(reason, await store.releaseWorkerJobs(workerId, reason, settings.maxAttempts, now, now + settings.retentionMs));
+  }
+
+  #report(reason: string, { requeued, failed }: RequeueOutcome): void {
+    const { settings, log } = this.#d;
     for (const job of [...requeued, ...failed]) this.#d.notify(job.id);
     if (requeued.length > 0) log.warn(`${reason}: ${requeued.length} job(s) back in the queue`, { jobIds: requeued.map((j) => j.id) });
     if (failed.length > 0) log.warn(`${reason}: ${failed.length} job(s) FAILED after ${settings.maxAttempts} attempts`, { jobIds: failed.map((j) => j.id) });

@@ -3,6 +3,8 @@
 
 CREATE TABLE jobs (
   id                   text    PRIMARY KEY,
+  -- Insertion order: FIFO among jobs queued in the same millisecond.
+  seq                  bigint  GENERATED ALWAYS AS IDENTITY,
   endpoint             text    NOT NULL,
   status               text    NOT NULL
     CHECK (status IN ('IN_QUEUE', 'IN_PROGRESS', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT')),
@@ -30,7 +32,7 @@ CREATE TABLE jobs (
   stream_seq           integer NOT NULL DEFAULT 0
 );
 
-CREATE INDEX jobs_claim ON jobs (endpoint, status, low_priority, queued_at, id);
+CREATE INDEX jobs_claim ON jobs (endpoint, status, low_priority, queued_at, seq);
 CREATE INDEX jobs_execution_deadline ON jobs (execution_deadline) WHERE status = 'IN_PROGRESS';
 CREATE INDEX jobs_held_by ON jobs (worker_id) WHERE status = 'IN_PROGRESS';
 CREATE INDEX jobs_expires_at ON jobs (expires_at);

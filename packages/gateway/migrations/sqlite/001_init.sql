@@ -29,7 +29,8 @@ CREATE TABLE jobs (
   stream_seq           INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 
-CREATE INDEX jobs_claim ON jobs (endpoint, status, low_priority, queued_at, id);
+-- Ties are broken by rowid (insertion order: FIFO), which every index entry of a rowid table carries.
+CREATE INDEX jobs_claim ON jobs (endpoint, status, low_priority, queued_at);
 CREATE INDEX jobs_execution_deadline ON jobs (execution_deadline) WHERE status = 'IN_PROGRESS';
 CREATE INDEX jobs_held_by ON jobs (worker_id) WHERE status = 'IN_PROGRESS';
 CREATE INDEX jobs_expires_at ON jobs (expires_at);
