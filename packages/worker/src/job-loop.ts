@@ -22,6 +22,12 @@ export const LOOP_TIMINGS = {
   minStopPollMs: 1000,
   /** Back-off after a failed take: doubles from the first value up to the second. */
   takeErrorBackoffMs: [100, 5000] as const,
+  /**
+   * Consecutive 401/403 answers to job-take after which the worker exits (code 1): its key is no
+   * longer valid (e.g. the gateway that spawned it died and a new one does not know it), and a
+   * worker that can never take a job again should not live on as an orphan.
+   */
+  maxAuthFailures: 5,
 } as const;
 
 /** With a setup longer than this, pinging starts before the first take. */
@@ -64,6 +70,7 @@ export class JobLoop {
   #ended: Promise<void> | undefined;
   #loops: Promise<void>[] = [];
   #jobsTaken = 0;
+  #exitCode = 0;
   #afterFirstTake: () => void = () => {};
   #markEnded: () => void = () => {};
   readonly #endedPromise = new Promise<void>((resolve) => {
@@ -83,6 +90,11 @@ export class JobLoop {
   /** Jobs started so far. */
   get jobsTaken(): number {
     return this.#jobsTaken;
+  }
+
+  /** The process exit code the loop asks for: 0, or 1 after the platform kept refusing the worker's key. */
+  get exitCode(): number {
+    return this.#exitCode;
   }
 
   /** True once the loop stopped taking jobs (shutdown or refresh). */
@@ -195,6 +207,7 @@ export class JobLoop {
   async #takeLoop(): Promise<void> {
     const { clock, log, urls } = this.#o;
     let backoff = 0;
+    let authFailures = 0;
     const wait = (ms: number) => clock.sleep(ms, this.#takeAbort.signal);
     while (!this.#stopping) {
       const free = this.#currentCapacity() - this.#running.size;
@@ -223,6 +236,7 @@ export class JobLoop {
         await wait(backoff);
         continue;
       }
+      if (res.status !== 401 && res.status !== 403) authFailures = 0;
       if (res.status === 200) {
         const jobs = this.#readJobs(res);
         if (jobs === undefined) {
@@ -238,6 +252,18 @@ export class JobLoop {
         backoff = 0;
         const elapsed = performance.now() - started;
         if (elapsed < LOOP_TIMINGS.minEmptyTakeMs) await wait(LOOP_TIMINGS.minEmptyTakeMs - elapsed);
+      } else if (res.status === 401 || res.status === 403) {
+        authFailures++;
+        if (authFailures >= LOOP_TIMINGS.maxAuthFailures) {
+          log.error(`job-take refused this worker's key ${authFailures} times in a row (${res.status}): exiting`);
+          this.#exitCode = 1;
+          void this.stop();
+          break;
+        }
+        backoff = nextBackoff(backoff);
+        log.warn(`job-take answered ${res.status} (key refused); retrying in ${backoff} ms`);
+        await wait(backoff);
+        continue;
       } else if (res.status === 429) {
         log.warn(`job-take rate-limited (429); waiting ${LOOP_TIMINGS.rateLimitWaitMs} ms`);
         await wait(LOOP_TIMINGS.rateLimitWaitMs);

@@ -110,7 +110,7 @@ export async function runWorker(worker: KilnWorker, options: RunWorkerOptions = 
       shutdown.abort();
       sink.release();
       log.info('worker exiting', { jobs: loop.jobsTaken });
-      return 0;
+      return loop.exitCode;
     }
   }
 }

@@ -147,3 +147,31 @@ test('concurrency 8 asks for batches of 8 and runs them at once', async () => {
     await w.stop();
   }
 });
+
+test('a worker whose key keeps being refused (401) exits with code 1 instead of living on as an orphan', async () => {
+  const clock = new ManualClock();
+  const refusals = Array.from({ length: LOOP_TIMINGS.maxAuthFailures }, () => ({ status: 401 }));
+  server.cannedAnswer('take', ...refusals);
+  const w = startWorkerInProcess(echo, server, { clock });
+  let backoff: number = LOOP_TIMINGS.takeErrorBackoffMs[0];
+  for (let i = 1; i < LOOP_TIMINGS.maxAuthFailures; i++) {
+    await clock.waitForSleep(backoff);
+    await clock.advance(backoff);
+    backoff *= 2;
+  }
+  assert.equal(await w.exited, 1);
+  assert.equal(server.on('take').length, LOOP_TIMINGS.maxAuthFailures);
+  assert.ok(w.logs.some((l) => /refused this worker's key 5 times in a row \(401\): exiting/.test(String(l['message']))));
+});
+
+test('a refused key followed by a good answer resets the count', async () => {
+  server.cannedAnswer('take', { status: 401 }, { status: 401 }, { status: 204 }, { status: 401 }, { status: 401 }, { status: 401 });
+  const w = startWorkerInProcess(echo, server);
+  try {
+    await server.waitFor(() => server.on('take').length >= 7, 10_000, 'seven takes');
+    server.enqueue({ id: 'still-alive', input: 1 });
+    await server.waitForResult('still-alive');
+  } finally {
+    await w.stop();
+  }
+});
