@@ -5,7 +5,7 @@
 import path from 'node:path';
 
 /** The benchmarks `--only` can pick. */
-export const BENCH_NAMES = ['cold-start', 'take-latency', 'throughput'] as const;
+export const BENCH_NAMES = ['cold-start', 'take-latency', 'throughput', 'gateway-runsync', 'gateway-throughput'] as const;
 /** One of {@link BENCH_NAMES}. */
 export type BenchName = (typeof BENCH_NAMES)[number];
 
@@ -35,11 +35,26 @@ export interface BenchConfig {
   readonly coldStart: { readonly rounds: number; readonly warmupRounds: number };
   readonly takeLatency: { readonly jobs: number; readonly warmupJobs: number; readonly pauseMs: readonly [number, number] };
   readonly throughput: { readonly jobs: number; readonly rounds: number; readonly concurrencies: readonly number[] };
+  /** The gateway benchmarks' database: `KILN_TEST_DATABASE_URL`, else the local test server (as the gateway's tests). */
+  readonly gateway: { readonly postgresUrl: string };
+  /** Sequential `/runsync` round trips beside a bare node:http echo; per round, each variant sends `requestsPerRound`. */
+  readonly gatewayRunsync: { readonly rounds: number; readonly requestsPerRound: number; readonly warmupRequests: number };
+  /** 1,000 jobs queued through `/run`, then drained by N workers at each concurrency, per store. */
+  readonly gatewayThroughput: {
+    readonly jobs: number;
+    readonly warmupJobs: number;
+    readonly rounds: number;
+    readonly workers: readonly number[];
+    readonly concurrencies: readonly number[];
+    /** Parallel `/run` requests while queueing. */
+    readonly enqueueParallelism: number;
+  };
 }
 
 const USAGE = `usage: npm run bench -- [--quick] [--only=${BENCH_NAMES.join(',')}]
   --quick   fewer rounds and jobs (a smoke run; below the issue's minimum sample sizes)
-  --only    run only the named benchmarks`;
+  --only    run only the named benchmarks (comma-separated)
+  KILN_TEST_DATABASE_URL  PostgreSQL for the gateway benchmarks (default postgres://postgres@127.0.0.1:5432/test)`;
 
 /** Parses the command line; throws with the usage text on unknown flags. */
 export function readBenchConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, repoRoot: string): BenchConfig {
@@ -75,5 +90,15 @@ export function readBenchConfig(argv: readonly string[], env: Readonly<Record<st
     coldStart: Object.freeze({ rounds: quick ? 5 : 15, warmupRounds: 1 }),
     takeLatency: Object.freeze({ jobs: quick ? 300 : 2000, warmupJobs: quick ? 30 : 100, pauseMs: Object.freeze([1, 4] as const) }),
     throughput: Object.freeze({ jobs: quick ? 1000 : 4000, rounds: quick ? 2 : 5, concurrencies: Object.freeze([1, 8]) }),
+    gateway: Object.freeze({ postgresUrl: env['KILN_TEST_DATABASE_URL'] || 'postgres://postgres@127.0.0.1:5432/test' }),
+    gatewayRunsync: Object.freeze({ rounds: quick ? 2 : 5, requestsPerRound: quick ? 300 : 500, warmupRequests: quick ? 100 : 300 }),
+    gatewayThroughput: Object.freeze({
+      jobs: 1000,
+      warmupJobs: quick ? 100 : 200,
+      rounds: quick ? 1 : 3,
+      workers: Object.freeze([1, 4]),
+      concurrencies: Object.freeze([1, 8]),
+      enqueueParallelism: 16,
+    }),
   });
 }

@@ -4,7 +4,10 @@
  */
 import { COLD_START_FLOOR, COLD_START_HEADLINE, COLD_START_NODE, COLD_START_VARIANTS, type ColdStartResult, type ColdStartVariant } from './cold-start.ts';
 import type { ThroughputResult } from './job-throughput.ts';
-import { latencySummary, median, pairwiseRatios, spread, type LatencySummary, type Spread } from './stats.ts';
+import { RUNSYNC_ECHO, RUNSYNC_HEADLINE, type GatewayRunsyncResult } from './gateway-runsync.ts';
+import type { GatewayThroughputResult } from './gateway-throughput.ts';
+import type { StoreCallStats } from './gateway-harness.ts';
+import { latencySummary, median, pairwiseRatios, percentile, spread, type LatencySummary, type Spread } from './stats.ts';
 import { LATENCY_SERIES, type LatencySeriesName, type TakeLatencyResult } from './take-latency.ts';
 
 /** The issue's targets. */
@@ -15,6 +18,10 @@ export const TARGETS = {
   jobsPerSecondAtC8: 1000,
   /** Spawn → first job-take of the echo worker bundle, as a multiple of `node -e 0`. */
   coldStartVsNode: 1.5,
+  /** Gateway `/runsync` p50 (no-op worker, c=1, sequential), as a multiple of a bare node:http echo's p50 in the same run. */
+  runsyncVsEchoP50: 3,
+  /** Gateway drain rate, 4 workers, SQLite store, jobs/s. */
+  gatewayJobsPerSecond4wSqlite: 5000,
 } as const;
 
 /** Reference figures from PERF.md (other runs: compared in absolute terms only). */
@@ -22,6 +29,9 @@ export const PERF_ANCHORS = {
   runpodPythonEnqueueToDone: { p50: 54, p99: 104, ref: 'PERF.md 3a' },
   nodeLoopEnqueueToDone: { p50: 1.3, p99: 3.5, ref: 'PERF.md 3e' },
   nodeLoopJobsPerSecond: { median: 1170, ref: 'PERF.md 3e' },
+  echoNodeClientP50: { p50: 0.23, p99: 1.9, ref: 'PERF.md 1b' },
+  runpodPythonRunsyncVsEcho: { median: 2.5, min: 2.3, max: 3.0, ref: 'PERF.md 2a (Node client)' },
+  sqliteUsPerJob: { median: 116, ref: 'PERF.md 5a' },
 } as const;
 
 /** A same-run comparison: ratio of the medians, and the median (with spread) of per-round ratios. */
@@ -86,6 +96,73 @@ export interface BenchSummary {
       }
     >;
   };
+  gatewayRunsync?: {
+    rounds: number;
+    requestsPerRound: number;
+    warmupRequests: number;
+    variants: Record<
+      string,
+      {
+        /** All measured round trips pooled, ms. */
+        latencyMs: LatencySummary;
+        /** Per-round p50 and p99, ms. */
+        perRoundP50: Spread;
+        perRoundP99: Spread;
+        /** × the echo: pooled p50 / pooled p50, and per-round p50 ratios (null for the echo itself). */
+        vsEchoP50: RatioSummary | null;
+        vsEchoP99: RatioSummary | null;
+        /** Medians over rounds, µs per request. The bench process holds the client too. */
+        benchCpuUsPerRequest: number;
+        workerCpuUsPerRequest: number | null;
+        postgresCpuUsPerRequest: number | null;
+        /** Store calls per request and synchronous µs in them per request, pooled over rounds. */
+        storeCallsPerRequest: Record<string, number> | null;
+        storeSyncUsPerRequestByMethod: Record<string, number> | null;
+        storeSyncUsPerRequest: number | null;
+        badAnswers: number;
+        warnLines: number;
+        errorLines: number;
+      }
+    >;
+    skipped: string[];
+  };
+  gatewayThroughput?: {
+    jobs: number;
+    warmupJobs: number;
+    rounds: number;
+    enqueueParallelism: number;
+    variants: Record<
+      string,
+      {
+        store: string;
+        workers: number;
+        concurrency: number;
+        jobsPerSecond: Spread;
+        /** Medians over rounds, µs per job, over the drain window. */
+        gatewayCpuUsPerJob: number;
+        storeSyncUsPerJob: number;
+        /** storeSyncUsPerJob / gatewayCpuUsPerJob. */
+        storeShare: number;
+        workerCpuUsPerJob: number;
+        postgresCpuUsPerJob: number | null;
+        /** Jobs per non-empty claim (take answer), and empty claims per job. */
+        jobsPerTake: number;
+        emptyClaimsPerJob: number;
+        /** Store calls per job over the drain window, pooled over rounds. */
+        storeCallsPerJob: Record<string, number>;
+        storeSyncUsPerJobByMethod: Record<string, number>;
+        /** Queueing through `/run` (parallel): requests/s, and this process's CPU per job (gateway + client). */
+        enqueuePerSecond: Spread;
+        enqueueCpuUsPerJob: number;
+        enqueuePostgresCpuUsPerJob: number | null;
+        warnLines: number;
+        errorLines: number;
+      }
+    >;
+    /** (c) per store: medians over every variant's runs. */
+    cpuPerJob: Record<string, { drainUs: number; enqueueUs: number; storeShare: number; postgresUs: number | null; enqueuePostgresUs: number | null }>;
+    skipped: string[];
+  };
   targets: TargetVerdict[];
 }
 
@@ -94,9 +171,15 @@ function ratio(a: readonly number[], b: readonly number[]): RatioSummary {
 }
 
 /** Computes the figures and target verdicts from whichever benchmarks ran. */
-export function summarize(results: { coldStart?: ColdStartResult; takeLatency?: TakeLatencyResult; throughput?: ThroughputResult }): BenchSummary {
+export function summarize(results: {
+  coldStart?: ColdStartResult;
+  takeLatency?: TakeLatencyResult;
+  throughput?: ThroughputResult;
+  gatewayRunsync?: GatewayRunsyncResult;
+  gatewayThroughput?: GatewayThroughputResult;
+}): BenchSummary {
   const summary: BenchSummary = { targets: [] };
-  const { coldStart, takeLatency, throughput } = results;
+  const { coldStart, takeLatency, throughput, gatewayRunsync, gatewayThroughput } = results;
   if (coldStart) {
     const samples = coldStart.samplesMs;
     const variants = Object.fromEntries(
@@ -175,7 +258,120 @@ export function summarize(results: { coldStart?: ColdStartResult; takeLatency?: 
       });
     }
   }
+  if (gatewayRunsync) summarizeGatewayRunsync(gatewayRunsync, summary);
+  if (gatewayThroughput) summarizeGatewayThroughput(gatewayThroughput, summary);
   return summary;
+}
+
+function perUnit(stats: readonly StoreCallStats[], units: number): { calls: Record<string, number>; syncUs: Record<string, number>; totalSyncUs: number } {
+  const calls: Record<string, number> = {};
+  const syncUs: Record<string, number> = {};
+  for (const s of stats) {
+    for (const [m, n] of Object.entries(s.calls)) calls[m] = (calls[m] ?? 0) + n / units;
+    for (const [m, ms] of Object.entries(s.syncMs)) syncUs[m] = (syncUs[m] ?? 0) + (ms * 1000) / units;
+  }
+  return { calls, syncUs, totalSyncUs: Object.values(syncUs).reduce((a, b) => a + b, 0) };
+}
+
+function summarizeGatewayRunsync(r: GatewayRunsyncResult, summary: BenchSummary): void {
+  const echoBlocks = r.blocks[RUNSYNC_ECHO]!;
+  const echoAll = echoBlocks.flatMap((b) => b.samplesMs);
+  const echoP50s = echoBlocks.map((b) => median(b.samplesMs));
+  const echoP99s = echoBlocks.map((b) => percentile(b.samplesMs, 99));
+  const variants: NonNullable<BenchSummary['gatewayRunsync']>['variants'] = {};
+  for (const v of r.variants) {
+    const blocks = r.blocks[v.label]!;
+    const all = blocks.flatMap((b) => b.samplesMs);
+    const p50s = blocks.map((b) => median(b.samplesMs));
+    const p99s = blocks.map((b) => percentile(b.samplesMs, 99));
+    const isEcho = v.label === RUNSYNC_ECHO;
+    const stores = blocks.map((b) => b.store).filter((s): s is StoreCallStats => s !== null);
+    const requests = r.requestsPerRound * blocks.length;
+    const store = stores.length > 0 ? perUnit(stores, requests) : null;
+    const optional = (xs: (number | null)[]) => (xs.every((x) => x !== null) && xs.length > 0 ? median(xs as number[]) : null);
+    variants[v.label] = {
+      latencyMs: latencySummary(all),
+      perRoundP50: spread(p50s),
+      perRoundP99: spread(p99s),
+      vsEchoP50: isEcho ? null : { ofMedians: median(all) / median(echoAll), perRound: spread(pairwiseRatios(p50s, echoP50s)) },
+      vsEchoP99: isEcho ? null : { ofMedians: percentile(all, 99) / percentile(echoAll, 99), perRound: spread(pairwiseRatios(p99s, echoP99s)) },
+      benchCpuUsPerRequest: median(blocks.map((b) => b.benchCpuUsPerRequest)),
+      workerCpuUsPerRequest: optional(blocks.map((b) => b.workerCpuUsPerRequest)),
+      postgresCpuUsPerRequest: optional(blocks.map((b) => b.postgresCpuUsPerRequest)),
+      storeCallsPerRequest: store?.calls ?? null,
+      storeSyncUsPerRequestByMethod: store?.syncUs ?? null,
+      storeSyncUsPerRequest: store?.totalSyncUs ?? null,
+      badAnswers: r.badAnswers[v.label] ?? 0,
+      warnLines: r.logLines[v.label]?.warn ?? 0,
+      errorLines: r.logLines[v.label]?.error ?? 0,
+    };
+  }
+  summary.gatewayRunsync = { rounds: r.rounds, requestsPerRound: r.requestsPerRound, warmupRequests: r.warmupRequests, variants, skipped: r.skipped };
+  const head = variants[RUNSYNC_HEADLINE];
+  const echo = variants[RUNSYNC_ECHO]!;
+  if (head?.vsEchoP50) {
+    summary.targets.push({
+      name: 'runsync round trip p50 (gateway, SQLite, no-op worker)',
+      goal: `≤ ${TARGETS.runsyncVsEchoP50}× node:http echo (same run)`,
+      measured: `×${fmt(head.vsEchoP50.ofMedians, 2)} (per round ${ratioSpread(head.vsEchoP50)}); p50 ${fmt(head.latencyMs.median, 3)} vs ${fmt(echo.latencyMs.median, 3)} ms, p99 ${fmt(head.latencyMs.p99, 3)} vs ${fmt(echo.latencyMs.p99, 3)} ms`,
+      met: head.vsEchoP50.ofMedians <= TARGETS.runsyncVsEchoP50,
+    });
+  }
+}
+
+function summarizeGatewayThroughput(r: GatewayThroughputResult, summary: BenchSummary): void {
+  const variants: NonNullable<BenchSummary['gatewayThroughput']>['variants'] = {};
+  for (const v of r.variants) {
+    const runs = r.runs[v.label]!;
+    const store = perUnit(runs.map((x) => x.store), r.jobs * runs.length);
+    const claims = runs.reduce((n, x) => n + x.claims, 0);
+    const optional = (xs: (number | null)[]) => (xs.every((x) => x !== null) && xs.length > 0 ? median(xs as number[]) : null);
+    const gatewayCpuUsPerJob = median(runs.map((x) => x.gatewayCpuUsPerJob));
+    const storeSyncUsPerJob = median(runs.map((x) => x.storeSyncUsPerJob));
+    variants[v.label] = {
+      store: v.store,
+      workers: v.workers,
+      concurrency: v.concurrency,
+      jobsPerSecond: spread(runs.map((x) => x.jobsPerSecond)),
+      gatewayCpuUsPerJob,
+      storeSyncUsPerJob,
+      storeShare: median(runs.map((x) => x.storeSyncUsPerJob / x.gatewayCpuUsPerJob)),
+      workerCpuUsPerJob: median(runs.map((x) => x.workerCpuUsPerJob)),
+      postgresCpuUsPerJob: optional(runs.map((x) => x.postgresCpuUsPerJob)),
+      jobsPerTake: (r.jobs * runs.length) / Math.max(1, claims),
+      emptyClaimsPerJob: runs.reduce((n, x) => n + x.emptyClaims, 0) / (r.jobs * runs.length),
+      storeCallsPerJob: store.calls,
+      storeSyncUsPerJobByMethod: store.syncUs,
+      enqueuePerSecond: spread(runs.map((x) => x.enqueuePerSecond)),
+      enqueueCpuUsPerJob: median(runs.map((x) => x.enqueueCpuUsPerJob)),
+      enqueuePostgresCpuUsPerJob: optional(runs.map((x) => x.enqueuePostgresCpuUsPerJob)),
+      warnLines: runs.reduce((n, x) => n + x.warnLines, 0),
+      errorLines: runs.reduce((n, x) => n + x.errorLines, 0),
+    };
+  }
+  const cpuPerJob: NonNullable<BenchSummary['gatewayThroughput']>['cpuPerJob'] = {};
+  for (const store of [...new Set(r.variants.map((v) => v.store))]) {
+    const runs = r.variants.filter((v) => v.store === store).flatMap((v) => r.runs[v.label]!);
+    const optional = (xs: (number | null)[]) => (xs.every((x) => x !== null) && xs.length > 0 ? median(xs as number[]) : null);
+    cpuPerJob[store] = {
+      drainUs: median(runs.map((x) => x.gatewayCpuUsPerJob)),
+      enqueueUs: median(runs.map((x) => x.enqueueCpuUsPerJob)),
+      storeShare: median(runs.map((x) => x.storeSyncUsPerJob / x.gatewayCpuUsPerJob)),
+      postgresUs: optional(runs.map((x) => x.postgresCpuUsPerJob)),
+      enqueuePostgresUs: optional(runs.map((x) => x.enqueuePostgresCpuUsPerJob)),
+    };
+  }
+  summary.gatewayThroughput = { jobs: r.jobs, warmupJobs: r.warmupJobs, rounds: r.rounds, enqueueParallelism: r.enqueueParallelism, variants, cpuPerJob, skipped: r.skipped };
+  const four = Object.entries(variants).filter(([, v]) => v.store === 'sqlite' && v.workers === 4);
+  if (four.length > 0) {
+    const [bestLabel, best] = four.reduce((a, b) => (b[1].jobsPerSecond.median > a[1].jobsPerSecond.median ? b : a));
+    summary.targets.push({
+      name: 'gateway drain, 4 workers, SQLite',
+      goal: `≥ ${TARGETS.gatewayJobsPerSecond4wSqlite.toLocaleString('en-US')} jobs/s`,
+      measured: four.map(([label, v]) => `${label.replace('SQLite 4w ', '')}: ${fmt(v.jobsPerSecond.median, 0)}/s [${range(v.jobsPerSecond, 0)}]`).join('; ') + ` (best: ${bestLabel})`,
+      met: best.jobsPerSecond.median >= TARGETS.gatewayJobsPerSecond4wSqlite,
+    });
+  }
 }
 
 /** The summary as a readable plain-text report. */
@@ -254,6 +450,107 @@ export function formatReport(summary: BenchSummary, header: string): string {
     );
     out.push(`  for reference (other runs): Node loop c=1 ${PERF_ANCHORS.nodeLoopJobsPerSecond.median} jobs/s (${PERF_ANCHORS.nodeLoopJobsPerSecond.ref})`, '');
   }
+  const g = summary.gatewayRunsync;
+  if (g) {
+    out.push(
+      `Gateway /runsync round trip — in-process gateway, 1 warm no-op worker (esbuild bundle, c=1), one keep-alive node:http client, sequential,`,
+      `  ${g.rounds} rounds × ${g.requestsPerRound} requests per variant (+ ${g.warmupRequests} warm-up each), order rotated, ms`,
+    );
+    const echo = g.variants[RUNSYNC_ECHO]!;
+    out.push(
+      table(
+        ['variant', 'p50', 'p90', 'p99', 'min', 'max', '× echo p50', '× echo p50 per round', '× echo p99', 'bench CPU µs/req', 'worker CPU µs/req', 'PG server CPU µs/req', 'store µs/req', 'bad', 'WARN/ERROR'],
+        Object.entries(g.variants).map(([label, v]) => [
+          label === RUNSYNC_HEADLINE ? `${label} *` : label,
+          fmt(v.latencyMs.median, 3),
+          fmt(v.latencyMs.p90, 3),
+          fmt(v.latencyMs.p99, 3),
+          fmt(v.latencyMs.min, 3),
+          fmt(v.latencyMs.max, 3),
+          v.vsEchoP50 ? `×${fmt(v.vsEchoP50.ofMedians, 2)}` : '—',
+          v.vsEchoP50 ? ratioSpread(v.vsEchoP50) : '—',
+          v.vsEchoP99 ? `×${fmt(v.vsEchoP99.ofMedians, 2)}` : '—',
+          fmt(v.benchCpuUsPerRequest, 0),
+          v.workerCpuUsPerRequest === null ? '—' : fmt(v.workerCpuUsPerRequest, 0),
+          v.postgresCpuUsPerRequest === null ? '—' : fmt(v.postgresCpuUsPerRequest, 0),
+          v.storeSyncUsPerRequest === null ? '—' : fmt(v.storeSyncUsPerRequest, 0),
+          String(v.badAnswers),
+          v.vsEchoP50 ? `${v.warnLines}/${v.errorLines}` : '—',
+        ]),
+      ),
+    );
+    const a = PERF_ANCHORS;
+    out.push(
+      '  * the target\'s figure (SQLite is the gateway\'s default store); × columns: pooled percentile / the echo\'s pooled percentile;',
+      '    per round: median [min–max] of per-round p50 ratios',
+      '  bench CPU: this process (client + echo server or gateway); store µs: wall time inside synchronous store calls (SQLite: all its work; PostgreSQL: query building only)',
+    );
+    for (const [label, v] of Object.entries(g.variants)) {
+      if (v.storeCallsPerRequest && v.storeSyncUsPerRequestByMethod) {
+        out.push(`  store calls per request, ${label}: ${largestFirst(v.storeCallsPerRequest)}; sync µs per request: ${largestFirst(v.storeSyncUsPerRequestByMethod, 0)}`);
+      }
+    }
+    out.push(
+      `  per-round p50 spread: echo ${range(echo.perRoundP50, 3)} ms` +
+        Object.entries(g.variants)
+          .filter(([label]) => label !== RUNSYNC_ECHO)
+          .map(([label, v]) => `; ${label} ${range(v.perRoundP50, 3)} ms`)
+          .join(''),
+      `  for reference (other runs): node:http echo, Node client p50 ${a.echoNodeClientP50.p50} / p99 ${a.echoNodeClientP50.p99} ms (${a.echoNodeClientP50.ref}); runpod-python /runsync ×${a.runpodPythonRunsyncVsEcho.median} [${a.runpodPythonRunsyncVsEcho.min}–${a.runpodPythonRunsyncVsEcho.max}] of it, handler inline (${a.runpodPythonRunsyncVsEcho.ref})`,
+      ...g.skipped.map((s) => `  skipped: ${s}`),
+      '',
+    );
+  }
+  const gt = summary.gatewayThroughput;
+  if (gt) {
+    out.push(
+      `Gateway drain — ${gt.jobs} no-op jobs queued through /run (${gt.enqueueParallelism} parallel) with takes held, then released: first take → last job completed;`,
+      `  fresh gateway + store per run, N warm workers (min = max = N, after ${gt.warmupJobs} warm-up jobs), ${gt.rounds} rounds (order rotated); CPU columns µs per job over the drain`,
+    );
+    out.push(
+      table(
+        ['variant', 'jobs/s median', 'min–max', 'gateway CPU', 'store (share)', 'PG server CPU', 'worker CPU', 'jobs/take', '/run jobs/s', '/run CPU µs/job', 'WARN/ERROR'],
+        Object.entries(gt.variants).map(([label, v]) => [
+          label,
+          fmt(v.jobsPerSecond.median, 0),
+          range(v.jobsPerSecond, 0),
+          fmt(v.gatewayCpuUsPerJob, 0),
+          `${fmt(v.storeSyncUsPerJob, 0)} (${fmt(v.storeShare * 100, 0)} %)`,
+          v.postgresCpuUsPerJob === null ? '—' : fmt(v.postgresCpuUsPerJob, 0),
+          fmt(v.workerCpuUsPerJob, 0),
+          fmt(v.jobsPerTake, 2),
+          fmt(v.enqueuePerSecond.median, 0),
+          fmt(v.enqueueCpuUsPerJob, 0),
+          `${v.warnLines}/${v.errorLines}`,
+        ]),
+      ),
+    );
+    out.push(
+      '  gateway CPU: process.cpuUsage() of the bench process, which during the drain runs only the gateway; store: wall time inside synchronous',
+      '  store calls (SQLite: all of its work; PostgreSQL: query building only, the server\'s own CPU is "PG server CPU", every postgres process)',
+      '  /run CPU: this process while queueing, gateway + the in-process HTTP client',
+    );
+    for (const label of Object.keys(gt.variants).filter((l) => / 4w c=8$/.test(l))) {
+      const v = gt.variants[label]!;
+      out.push(`  store calls per job, ${label}: ${largestFirst(v.storeCallsPerJob)}; sync µs per job: ${largestFirst(v.storeSyncUsPerJobByMethod, 0)}`);
+    }
+    out.push(...gt.skipped.map((s) => `  skipped: ${s}`), '');
+    out.push('Gateway CPU per job — medians over every run of the store above, µs');
+    out.push(
+      table(
+        ['store', 'drain (take + done + supervision)', 'store share of drain', '/run enqueue (incl. client)', 'PG server, drain', 'PG server, /run'],
+        Object.entries(gt.cpuPerJob).map(([store, c]) => [
+          store === 'sqlite' ? 'SQLite' : 'PostgreSQL',
+          fmt(c.drainUs, 0),
+          `${fmt(c.storeShare * 100, 0)} %`,
+          fmt(c.enqueueUs, 0),
+          c.postgresUs === null ? '—' : fmt(c.postgresUs, 0),
+          c.enqueuePostgresUs === null ? '—' : fmt(c.enqueuePostgresUs, 0),
+        ]),
+      ),
+    );
+    out.push(`  for reference (other runs): better-sqlite3 insert + claim + complete ${PERF_ANCHORS.sqliteUsPerJob.median} µs/job (${PERF_ANCHORS.sqliteUsPerJob.ref})`, '');
+  }
   if (summary.targets.length > 0) {
     out.push('Targets');
     out.push(table(['target', 'goal', 'measured', 'verdict'], summary.targets.map((v) => [v.name, v.goal, v.measured, v.met ? 'MET' : 'MISSED'])));
@@ -264,6 +561,15 @@ export function formatReport(summary: BenchSummary, header: string): string {
 function perJob(counts: Record<string, number>): string {
   return Object.entries(counts)
     .map(([route, n]) => `${route} ${fmt(n, 2)}`)
+    .join(', ');
+}
+
+/** `name n` pairs, largest first, zeros left out. */
+function largestFirst(counts: Record<string, number>, digits = 2): string {
+  return Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, n]) => `${name} ${fmt(n, digits)}`)
     .join(', ');
 }
 

@@ -1,12 +1,15 @@
 /**
  * kiln's benchmark suite: worker cold start, take → handler start latency, and no-op job
- * throughput against a loopback RunPod job server, each beside a floor measured in the same run.
+ * throughput against a loopback RunPod job server, each beside a floor measured in the same run;
+ * then the gateway: `/runsync` round trip beside a bare node:http echo, and jobs/s draining a
+ * queued batch with 1 and 4 workers on SQLite and PostgreSQL, with gateway CPU per job.
  * Prints a table and writes every figure and raw sample to `bench/results/<date-time>.json`.
  *
  * @example
  * npm run bench                       # full run (~1.5 min)
  * npm run bench -- --quick            # smoke run
  * npm run bench -- --only=throughput
+ * npm run bench -- --only=gateway-runsync,gateway-throughput
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -15,6 +18,9 @@ import { ProcessGroup } from './child-process.ts';
 import { measureColdStart, type ColdStartResult } from './cold-start.ts';
 import { readBenchConfig, type BenchConfig } from './config.ts';
 import { measureThroughput, type ThroughputResult } from './job-throughput.ts';
+import { killGatewayWorkers, prepareGatewayBench, type GatewayBenchSetup } from './gateway-harness.ts';
+import { measureGatewayRunsync, type GatewayRunsyncResult } from './gateway-runsync.ts';
+import { measureGatewayThroughput, type GatewayThroughputResult } from './gateway-throughput.ts';
 import { formatReport, summarize } from './report.ts';
 import { measureTakeLatency, type TakeLatencyResult } from './take-latency.ts';
 
@@ -25,7 +31,13 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
   const loadBefore = os.loadavg();
   const t0 = performance.now();
   const progress = (text: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${text}\n`);
-  const results: { coldStart?: ColdStartResult; takeLatency?: TakeLatencyResult; throughput?: ThroughputResult } = {};
+  const results: {
+    coldStart?: ColdStartResult;
+    takeLatency?: TakeLatencyResult;
+    throughput?: ThroughputResult;
+    gatewayRunsync?: GatewayRunsyncResult;
+    gatewayThroughput?: GatewayThroughputResult;
+  } = {};
 
   if (config.only.includes('cold-start')) {
     progress(`cold start: ${config.coldStart.rounds} rounds`);
@@ -42,6 +54,27 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
     );
   }
 
+  if (config.only.includes('gateway-runsync') || config.only.includes('gateway-throughput')) {
+    const setup: GatewayBenchSetup = await prepareGatewayBench(config);
+    try {
+      if (setup.postgres.available === false) progress(`gateway: ${setup.postgres.reason}; PostgreSQL variants skipped`);
+      if (config.only.includes('gateway-runsync')) {
+        const { rounds, requestsPerRound, warmupRequests } = config.gatewayRunsync;
+        progress(`gateway runsync: ${rounds} rounds × ${requestsPerRound} requests per variant (+ ${warmupRequests} warm-up)`);
+        results.gatewayRunsync = await measureGatewayRunsync(config, setup, progress);
+      }
+      if (config.only.includes('gateway-throughput')) {
+        const { jobs, rounds } = config.gatewayThroughput;
+        progress(`gateway throughput: ${jobs} jobs per run, ${rounds} rounds`);
+        results.gatewayThroughput = await measureGatewayThroughput(config, setup, (round, run, variant) =>
+          progress(`  round ${round + 1} ${variant.label}: ${run.jobsPerSecond.toFixed(0)} jobs/s, gateway ${run.gatewayCpuUsPerJob.toFixed(0)} µs CPU/job`),
+        );
+      }
+    } finally {
+      setup.cleanup();
+    }
+  }
+
   const summary = summarize(results);
   const loadAfter = os.loadavg();
   const durationS = (performance.now() - t0) / 1000;
@@ -56,7 +89,9 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);
   const meta = { startedAt: startedAt.toISOString(), durationS, node: process.version, cpus: cpus.map((c) => c.model), loadBefore, loadAfter, argv: process.argv.slice(2) };
-  writeFileSync(file, JSON.stringify({ meta, config, summary, raw: roundDeep(results) }, null, 1) + '\n');
+  // A database password in KILN_TEST_DATABASE_URL stays out of the file.
+  const savedConfig = { ...config, gateway: { ...config.gateway, postgresUrl: config.gateway.postgresUrl.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@') } };
+  writeFileSync(file, JSON.stringify({ meta, config: savedConfig, summary, raw: roundDeep(results) }, null, 1) + '\n');
   process.stdout.write(`\nresults: ${path.relative(process.cwd(), file)}\n`);
 }
 
@@ -79,6 +114,7 @@ const processes = new ProcessGroup();
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     processes.killAll();
+    killGatewayWorkers();
     process.exit(130);
   });
 }
@@ -86,6 +122,7 @@ try {
   await main(config, processes);
 } catch (err) {
   processes.killAll();
+  killGatewayWorkers();
   process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   // Pending waits (server timeouts) would keep the process alive: leave now.
   process.exit(1);
