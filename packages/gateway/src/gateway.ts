@@ -210,7 +210,7 @@ export class Gateway {
     if (this.#stopping.signal.aborted) return;
     const now = this.#clock.now();
     for (const [endpoint, settings] of Object.entries(this.config.endpoints)) {
-      const counts = await this.#store!.counts(endpoint);
+      const counts = await this.#store!.queueStats(endpoint);
       const plan = planScaling({
         workersMin: settings.workersMin,
         workersMax: settings.workersMax,

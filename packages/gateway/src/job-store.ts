@@ -180,7 +180,14 @@ export interface JobStore {
    */
   onJobsAvailable(listener: (endpoint: string) => void): () => void;
 
-  /** Counts for `/health` and the scaler. */
+  /**
+   * What the scaler needs, cheaply (index range scans over queued and running jobs only, unlike
+   * `counts`, which visits every retained job): queued jobs that may cause a scale-up, the oldest
+   * of them, and jobs in progress.
+   */
+  queueStats(endpoint: string): Promise<{ inQueueScalable: number; oldestQueuedAt: number | null; inProgress: number }>;
+
+  /** Counts for `/health`. */
   counts(endpoint: string): Promise<EndpointCounts>;
 
   /** Stores captured worker log lines. */

@@ -312,6 +312,14 @@ class PostgresJobStore implements JobStore {
     return () => this.#events.off(JOBS_AVAILABLE, listener);
   }
 
+  async queueStats(endpoint: string): Promise<{ inQueueScalable: number; oldestQueuedAt: number | null; inProgress: number }> {
+    const [row] = await this.#sql<{ in_queue_scalable: number; oldest_queued_at: number | null; in_progress: number }[]>`
+      SELECT (SELECT count(*)::int FROM jobs WHERE endpoint = ${endpoint} AND status = 'IN_QUEUE' AND NOT low_priority) AS in_queue_scalable,
+             (SELECT min(queued_at) FROM jobs WHERE endpoint = ${endpoint} AND status = 'IN_QUEUE' AND NOT low_priority) AS oldest_queued_at,
+             (SELECT count(*)::int FROM jobs WHERE endpoint = ${endpoint} AND status = 'IN_PROGRESS') AS in_progress`;
+    return { inQueueScalable: row!.in_queue_scalable, oldestQueuedAt: row!.oldest_queued_at === null ? null : Number(row!.oldest_queued_at), inProgress: row!.in_progress };
+  }
+
   async counts(endpoint: string): Promise<EndpointCounts> {
     const [row] = await this.#sql<EndpointCounts[]>`
       SELECT count(*) FILTER (WHERE status = 'IN_QUEUE')::int    AS "inQueue",

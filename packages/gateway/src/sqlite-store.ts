@@ -171,6 +171,12 @@ function prepareStatements(db: Database.Database) {
              min(queued_at) FILTER (WHERE status = 'IN_QUEUE' AND low_priority = 0) AS oldest_queued_at,
              count(*) FILTER (WHERE status = 'IN_QUEUE' AND low_priority = 0)       AS in_queue_scalable
         FROM jobs WHERE endpoint = ?`),
+    queueStats: db.prepare<{ endpoint: string }, { in_queue_scalable: number; oldest_queued_at: number | null; in_progress: number }>(`
+      SELECT (SELECT count(*) FROM jobs WHERE endpoint = @endpoint AND status = 'IN_QUEUE' AND low_priority = 0) AS in_queue_scalable,
+             (SELECT min(queued_at) FROM jobs WHERE endpoint = @endpoint AND status = 'IN_QUEUE' AND low_priority = 0) AS oldest_queued_at,
+             (SELECT count(*) FROM jobs WHERE endpoint = @endpoint AND status = 'IN_PROGRESS') AS in_progress`),
+    anyClaimable: db.prepare<{ endpoint: string; now: number }, { one: number }>(`
+      SELECT 1 AS one FROM jobs WHERE endpoint = @endpoint AND status = 'IN_QUEUE' AND expires_at >= @now LIMIT 1`),
     appendLog: db.prepare<[string, string, string | null, string, number, string]>(`
       INSERT INTO worker_logs (endpoint, worker_id, job_id, stream, time, line) VALUES (?, ?, ?, ?, ?, ?)`),
     // One statement per filter combination, so each can use its own index.
@@ -244,6 +250,9 @@ class SqliteJobStore implements JobStore {
 
   async claim(endpoint: string, workerId: string, limit: number, now: number): Promise<JobRecord[]> {
     if (limit <= 0) return [];
+    // Most takes find an empty queue: a read answers that without taking the write lock. A job
+    // enqueued right after is not missed: takers subscribe to onJobsAvailable before claiming.
+    if (!this.#sql.anyClaimable.get({ endpoint, now })) return [];
     const rows = this.#db.transaction(() => this.#sql.claim.all({ endpoint, workerId, limit, now })).immediate();
     return rows.map(toRecord).sort(byQueueOrder);
   }
@@ -348,6 +357,11 @@ class SqliteJobStore implements JobStore {
   onJobsAvailable(listener: (endpoint: string) => void): () => void {
     this.#events.on(JOBS_AVAILABLE, listener);
     return () => this.#events.off(JOBS_AVAILABLE, listener);
+  }
+
+  async queueStats(endpoint: string): Promise<{ inQueueScalable: number; oldestQueuedAt: number | null; inProgress: number }> {
+    const row = this.#sql.queueStats.get({ endpoint })!;
+    return { inQueueScalable: row.in_queue_scalable, oldestQueuedAt: row.oldest_queued_at, inProgress: row.in_progress };
   }
 
   async counts(endpoint: string): Promise<EndpointCounts> {

@@ -549,6 +549,19 @@ export function defineContract(name: string, open: () => Promise<JobStore>): voi
       assert.equal(await store.deleteExpired(T0 + 10_000), 0);
     });
 
+    test('queueStats agrees with counts on what scaling needs, lowPriority excluded', async () => {
+      assert.deepEqual(await store.queueStats('tts'), { inQueueScalable: 0, oldestQueuedAt: null, inProgress: 0 });
+      await store.enqueue(newJob({ createdAt: T0 - 3000 }));
+      await store.enqueue(newJob({ createdAt: T0 - 2000 }));
+      await store.enqueue(newJob({ createdAt: T0 - 9000, policy: { lowPriority: true } }));
+      await store.enqueue(newJob({ createdAt: T0 - 1000 }));
+      await store.claim('tts', 'w1', 1, T0);
+      const stats = await store.queueStats('tts');
+      const counts = await store.counts('tts');
+      assert.deepEqual(stats, { inQueueScalable: counts.inQueueScalable, oldestQueuedAt: counts.oldestQueuedAt, inProgress: counts.inProgress });
+      assert.deepEqual(stats, { inQueueScalable: 2, oldestQueuedAt: T0 - 2000, inProgress: 1 });
+    });
+
     test('jobs queued in the same millisecond are claimed first in, first out', async () => {
       const queued = [];
       for (let i = 0; i < 20; i++) queued.push((await store.enqueue(newJob({ createdAt: T0 }))).job);
