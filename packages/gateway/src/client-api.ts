@@ -76,19 +76,24 @@ export function createClientApi(ctx: GatewayContext): Hono {
     const signal = c.req.raw.signal;
     stream.prune(ctx.clock.now(), ctx.config.gateway.retention.runMs);
     for (;;) {
-      // Status first, chunks second: chunks read after a terminal status are all there will be.
-      const job = await requireJob(ctx, endpoint.name, id);
-      const key = `${endpoint.name}/${id}/${job.retries}`;
-      const chunks = await ctx.store.streamChunks(id, stream.mark(key));
-      // Re-filter after the await: a concurrent /stream for the same job may have taken some.
-      const fresh = chunks.filter((chunk) => chunk.seq > stream.mark(key));
-      const now = ctx.clock.now();
-      if (fresh.length > 0 || isTerminalState(job.status) || now >= deadline || signal.aborted) {
-        const last = fresh.at(-1);
-        if (last) stream.deliver(key, last.seq, now);
-        return c.json({ status: job.status, stream: fresh.map((chunk) => ({ output: chunk.output })), id: job.id });
+      const change = ctx.events.watch(id);
+      try {
+        // Status first, chunks second: chunks read after a terminal status are all there will be.
+        const job = await requireJob(ctx, endpoint.name, id);
+        const key = `${endpoint.name}/${id}/${job.retries}`;
+        const chunks = await ctx.store.streamChunks(id, stream.mark(key));
+        // Re-filter after the await: a concurrent /stream for the same job may have taken some.
+        const fresh = chunks.filter((chunk) => chunk.seq > stream.mark(key));
+        const now = ctx.clock.now();
+        if (fresh.length > 0 || isTerminalState(job.status) || now >= deadline || signal.aborted) {
+          const last = fresh.at(-1);
+          if (last) stream.deliver(key, last.seq, now);
+          return c.json({ status: job.status, stream: fresh.map((chunk) => ({ output: chunk.output })), id: job.id });
+        }
+        await change.wait(deadline - now, signal);
+      } finally {
+        change.close();
       }
-      await ctx.events.waitForChange(id, deadline - now, signal);
     }
   });
 
@@ -183,11 +188,17 @@ async function waitForTerminal(
 ): Promise<JobRecord | undefined> {
   const deadline = ctx.clock.now() + waitMs;
   for (;;) {
-    const job = await ctx.store.get(endpoint, id);
-    if (!job || isTerminalState(job.status)) return job;
-    const remaining = deadline - ctx.clock.now();
-    if (remaining <= 0 || signal.aborted) return job;
-    await ctx.events.waitForChange(id, remaining, signal);
+    // Watch before reading: a job that finishes between the read and the wait still wakes us.
+    const change = ctx.events.watch(id);
+    try {
+      const job = await ctx.store.get(endpoint, id);
+      if (!job || isTerminalState(job.status)) return job;
+      const remaining = deadline - ctx.clock.now();
+      if (remaining <= 0 || signal.aborted) return job;
+      await change.wait(remaining, signal);
+    } finally {
+      change.close();
+    }
   }
 }
 

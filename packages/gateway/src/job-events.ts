@@ -18,6 +18,14 @@ export const JOB_EVENTS_RECHECK_MS = 1000;
  * // whoever changed the job:
  * events.notify(job.id);
  */
+/** A watch on one job's changes, started before reading the store (see `JobEvents.watch`). */
+export interface JobWatch {
+  /** Resolves on a change since the watch began, after `ms`, after the re-check interval, or when `signal` aborts. */
+  wait(ms: number, signal?: AbortSignal): Promise<void>;
+  /** Stops watching. */
+  close(): void;
+}
+
 export class JobEvents {
   readonly #clock: Clock;
   readonly #recheckMs: number;
@@ -34,6 +42,38 @@ export class JobEvents {
     if (!set) return;
     this.#waiters.delete(jobId);
     for (const wake of set) wake();
+  }
+
+  /**
+   * Starts watching `jobId` now. `wait()` resolves at once if a `notify(jobId)` came after this
+   * call, so a change that lands between reading the store and waiting is never missed: watch,
+   * then read, then wait. `close()` when done.
+   */
+  watch(jobId: string): JobWatch {
+    const woken = new AbortController();
+    const wake = () => woken.abort();
+    let set = this.#waiters.get(jobId);
+    if (!set) {
+      set = new Set();
+      this.#waiters.set(jobId, set);
+    }
+    set.add(wake);
+    return {
+      wait: async (ms: number, signal?: AbortSignal) => {
+        if (woken.signal.aborted || signal?.aborted) return;
+        signal?.addEventListener('abort', wake, { once: true });
+        try {
+          await this.#clock.sleep(Math.max(0, Math.min(ms, this.#recheckMs)), woken.signal);
+        } finally {
+          signal?.removeEventListener('abort', wake);
+        }
+      },
+      close: () => {
+        const current = this.#waiters.get(jobId);
+        current?.delete(wake);
+        if (current?.size === 0) this.#waiters.delete(jobId);
+      },
+    };
   }
 
   /**
