@@ -174,3 +174,24 @@ test('jobs of a worker no gateway knows (its gateway crashed) go back to the que
   assert.equal(kept.workerId, 'live');
   assert.deepEqual(killed, []);
 });
+
+test('a job the worker never reports in its pings (lost take answer) goes back to the queue, attempt not counted', async () => {
+  registry.register({ workerId: 'w', endpoint: 'ep', token: 't' });
+  await enqueue('lost');
+  await enqueue('kept');
+  await takeAs('w', 2);
+  // The worker keeps pinging, but only ever lists 'kept'.
+  for (let elapsed = 0; elapsed <= SETTINGS.pingTimeoutMs; elapsed += 10_000) {
+    registry.recordPing('w', { jobIds: ['kept'] });
+    await supervisor.tick();
+    assert.equal((await store.get('ep', 'lost'))!.status, 'IN_PROGRESS', `still held at +${elapsed} ms`);
+    await clock.advance(10_000);
+  }
+  registry.recordPing('w', { jobIds: ['kept'] });
+  await supervisor.tick();
+  const lost = (await store.get('ep', 'lost'))!;
+  assert.equal(lost.status, 'IN_QUEUE');
+  assert.equal(lost.attempts, 0);
+  assert.equal((await store.get('ep', 'kept'))!.status, 'IN_PROGRESS');
+  assert.equal(killed.length, 0, 'the worker itself is fine');
+});

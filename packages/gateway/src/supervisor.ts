@@ -89,6 +89,18 @@ export class Supervisor {
         const reason = `worker ${worker.workerId} stopped pinging (last sign of life ${now - lastSign} ms ago) while running the job`;
         await this.#release(worker.workerId, reason);
         this.#d.killWorker(worker.workerId, reason);
+        continue;
+      }
+      // A take answer can be lost on a socket that died just after the claim: the worker then never
+      // had the job. Its pings list the jobs it holds; one it has not listed for pingTimeoutMs after
+      // the claim goes back to the queue (unclaimed: the attempt did not happen).
+      const lastPing = worker.lastPingAt;
+      if (lastPing === null) continue;
+      const lost = held.filter((job) => job.takenAt !== null && lastPing - job.takenAt > settings.pingTimeoutMs && !worker.reportedJobs.includes(job.id));
+      if (lost.length > 0) {
+        const back = await store.unclaim(lost.map((j) => j.id), worker.workerId);
+        for (const job of lost) this.#d.notify(job.id);
+        if (back > 0) log.warn(`worker ${worker.workerId} never reported ${back} job(s) it was handed (the take answer was lost): back in the queue`, { jobIds: lost.map((j) => j.id) });
       }
     }
 
