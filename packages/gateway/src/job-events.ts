@@ -82,23 +82,11 @@ export class JobEvents {
    * re-read the store and loop.
    */
   async waitForChange(jobId: string, ms: number, signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) return;
-    const woken = new AbortController();
-    const wake = () => woken.abort();
-    let set = this.#waiters.get(jobId);
-    if (!set) {
-      set = new Set();
-      this.#waiters.set(jobId, set);
-    }
-    set.add(wake);
-    signal?.addEventListener('abort', wake, { once: true });
+    const change = this.watch(jobId);
     try {
-      await this.#clock.sleep(Math.max(0, Math.min(ms, this.#recheckMs)), woken.signal);
+      await change.wait(ms, signal);
     } finally {
-      signal?.removeEventListener('abort', wake);
-      const current = this.#waiters.get(jobId);
-      current?.delete(wake);
-      if (current?.size === 0) this.#waiters.delete(jobId);
+      change.close();
     }
   }
 
