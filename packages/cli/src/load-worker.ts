@@ -1,19 +1,18 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { isKilnWorker, RUNNER_FLAG, type KilnWorker } from '@kiln/worker';
+import { isKilnWorker, type KilnWorker } from '@kiln/worker';
 
 /** File endings that need TypeScript support at run time. */
 const TS_FILE = /\.[cm]?tsx?$/;
 
 /**
- * Imports a worker file (`.js` directly, `.ts` through tsx) without letting it start itself, and
+ * Imports a worker file (`.js` directly, `.ts` through tsx; it does not start itself, since it is not the main module) and
  * returns the worker it exports: the default export, or the only export made with `defineWorker()`.
  */
 export async function loadWorker(file: string): Promise<KilnWorker> {
   const absolute = path.resolve(file);
   if (!existsSync(absolute)) throw new Error(`worker file not found: ${file}`);
-  (globalThis as Record<symbol, unknown>)[RUNNER_FLAG] = true;
   if (TS_FILE.test(absolute)) {
     // Both hooks, as `node --import tsx` does: in a package without "type": "module" (npm init's default) a .ts
     // file is CommonJS to Node, and with the ESM hooks alone Node 20 fails it with "Cannot require() ES Module … in a cycle".

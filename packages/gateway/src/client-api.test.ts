@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { CLIENT_LIMITS } from '@kiln/protocol';
-import { RateLimitedError, toHttpResponse } from './errors.ts';
 import { TEST_API_KEY, createTestGateway } from './test-gateway.ts';
 import type { TestGateway } from './test-gateway.ts';
 
@@ -80,6 +79,7 @@ describe('POST /run', () => {
     const empty = await json(gw.client('run', { method: 'POST' }));
     assert.equal(empty.status, 400);
     assert.equal(empty.body.field, 'body');
+    assert.equal((await gw.store.counts('echo')).inQueue, 0, 'a refused request stores no job');
   });
 
   it('answers 413 naming the limit, from Content-Length and from counting', async () => {
@@ -124,6 +124,7 @@ describe('POST /run', () => {
     assert.equal(conflict.body.code, 'idempotency_conflict');
     assert.equal(conflict.body.field, 'Idempotency-Key');
     assert.match(String(conflict.body.error), new RegExp(`"order-42" was already used for job ${String(first.body.id)}`));
+    assert.equal((await gw.store.counts('echo')).inQueue, 1, 'the conflicting request stored nothing');
 
     const tooLong = await json(gw.client('run', { json: { input: 1 }, headers: { 'idempotency-key': 'k'.repeat(256) } }));
     assert.equal(tooLong.status, 400);
@@ -358,13 +359,5 @@ describe('error mapping', () => {
     assert.equal(res.status, 500);
     assert.deepEqual(res.body, { error: 'internal error', code: 'internal_error' });
     assert.ok(gw.logs.some((l) => l.level === 'error' && l.message === 'unexpected error while handling a request'));
-  });
-
-  it('maps RateLimitedError to 429 with Retry-After', () => {
-    assert.deepEqual(toHttpResponse(new RateLimitedError('too many runs', 1500)), {
-      status: 429,
-      body: { error: 'too many runs', code: 'rate_limited' },
-      headers: { 'Retry-After': '2' },
-    });
   });
 });

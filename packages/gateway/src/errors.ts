@@ -94,17 +94,6 @@ export class IdempotencyConflictError extends Error {
   }
 }
 
-/** Too many requests; `retryAfterMs` when known. */
-export class RateLimitedError extends Error {
-  override readonly name = 'RateLimitedError';
-  readonly retryAfterMs: number | undefined;
-
-  constructor(message = 'rate limit exceeded', retryAfterMs?: number, options?: GatewayErrorOptions) {
-    super(message, options);
-    this.retryAfterMs = retryAfterMs;
-  }
-}
-
 /** The closed set of errors the gateway turns into HTTP answers. */
 export type GatewayError =
   | JobNotFoundError
@@ -113,11 +102,10 @@ export type GatewayError =
   | PayloadTooLargeError
   | UnauthorizedError
   | InvalidTransitionError
-  | IdempotencyConflictError
-  | RateLimitedError;
+  | IdempotencyConflictError;
 
 /** HTTP statuses the gateway answers errors with. */
-export type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 429 | 500;
+export type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 500;
 
 /** JSON body of every error answer. */
 export interface ErrorBody {
@@ -160,10 +148,6 @@ export function toHttpResponse(err: unknown, log?: { error(message: string, fiel
   if (err instanceof IdempotencyConflictError) {
     return { status: 409, body: { error: err.message, code: 'idempotency_conflict', field: 'Idempotency-Key' } };
   }
-  if (err instanceof RateLimitedError) {
-    const headers = err.retryAfterMs === undefined ? undefined : { 'Retry-After': String(Math.ceil(err.retryAfterMs / 1000)) };
-    return { status: 429, body: { error: err.message, code: 'rate_limited' }, ...(headers ? { headers } : {}) };
-  }
   // hono's own exceptions (e.g. from its middleware) keep their status when it is one we use.
   if (err instanceof HTTPException && isErrorStatus(err.status) && err.status !== 500) {
     return { status: err.status, body: { error: err.message || 'request refused', code: 'http_error' } };
@@ -173,7 +157,7 @@ export function toHttpResponse(err: unknown, log?: { error(message: string, fiel
 }
 
 function isErrorStatus(status: number): status is ErrorStatus {
-  return status === 400 || status === 401 || status === 404 || status === 409 || status === 413 || status === 429 || status === 500;
+  return status === 400 || status === 401 || status === 404 || status === 409 || status === 413 || status === 500;
 }
 
 function formatMegabytes(bytes: number): string {

@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import type { Clock } from '@kiln/protocol';
+import type { Clock, HealthWorkers } from '@kiln/protocol';
 import { createClientApi } from './client-api.ts';
 import type { GatewayConfig } from './config.ts';
 import { toHttpResponse } from './errors.ts';
@@ -8,16 +8,6 @@ import type { JobStore } from './job-store.ts';
 import { createWorkerApi } from './worker-api.ts';
 import type { WorkerAccess, WorkerInfo } from './worker-registry.ts';
 import { createAdminApi } from './admin-api.ts';
-
-/** Worker counters of an endpoint, in `/health`'s shape. */
-export interface WorkerCounts {
-  idle: number;
-  running: number;
-  initializing: number;
-  ready: number;
-  throttled: number;
-  unhealthy: number;
-}
 
 /** Structured log sink (a pino-compatible subset). */
 export interface HttpLogger {
@@ -34,7 +24,7 @@ export interface GatewayContext {
   clock: Clock;
   /** Worker tokens, pings, takes, stop requests. */
   workers: WorkerAccess;
-  workerCounts(endpoint: string): WorkerCounts;
+  workerCounts(endpoint: string): HealthWorkers;
   /** Wakes long-polls when a job changes. */
   events: JobEvents;
   log: HttpLogger;

@@ -248,23 +248,8 @@ class PostgresJobStore implements JobStore {
   }
 
   async releaseWorkerJobs(workerId: string, reason: string, maxAttempts: number, now: number, retainUntil: number): Promise<RequeueOutcome> {
-    // SET expressions all read the row as it was, so `attempts < maxAttempts` decides every column
-    // alike. Parameters inside CASE get no type from their column, hence the casts.
-    const rows = await this.#sql<JobRow[]>`
-      UPDATE jobs
-         SET status             = CASE WHEN attempts < ${maxAttempts}::int THEN 'IN_QUEUE' ELSE 'FAILED' END,
-             worker_id          = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE worker_id END,
-             queued_at          = CASE WHEN attempts < ${maxAttempts}::int THEN ${now}::bigint ELSE queued_at END,
-             taken_at           = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE taken_at END,
-             execution_deadline = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE execution_deadline END,
-             error              = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE ${reason}::text END,
-             finished_at        = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE ${now}::bigint END,
-             retain_until       = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE ${retainUntil}::bigint END,
-             output             = NULL
-       WHERE worker_id = ${workerId} AND status = 'IN_PROGRESS'
-      RETURNING *, CASE WHEN status = 'IN_QUEUE' THEN pg_notify(${this.#channel}, endpoint) END`;
-    const jobs = rows.map(toRecord).sort(byQueueOrder);
-    return { requeued: jobs.filter((j) => j.status === 'IN_QUEUE'), failed: jobs.filter((j) => j.status === 'FAILED') };
+    const sql = this.#sql;
+    return this.#release(sql`${reason}::text`, sql`worker_id = ${workerId}`, maxAttempts, now, retainUntil);
   }
 
   async heldBy(workerId: string): Promise<JobRecord[]> {
@@ -279,9 +264,19 @@ class PostgresJobStore implements JobStore {
   }
 
   async releaseAbandonedJobs(silentSince: number, reason: string, maxAttempts: number, now: number, retainUntil: number): Promise<RequeueOutcome> {
-    // As releaseWorkerJobs, for every holder nobody vouched for since silentSince (taken_at on rows
-    // older than heartbeat_at). Gateways sweeping together are serialised by the row locks, and the
-    // re-checked WHERE lets only the first one release a job.
+    // Every holder nobody vouched for since silentSince (taken_at on rows older than heartbeat_at).
+    // Gateways sweeping together are serialised by the row locks, and the re-checked WHERE lets only
+    // the first one release a job.
+    const sql = this.#sql;
+    return this.#release(sql`'worker ' || worker_id || ' ' || ${reason}::text`, sql`coalesce(heartbeat_at, taken_at) < ${silentSince}`, maxAttempts, now, retainUntil);
+  }
+
+  /**
+   * The release transition (IN_PROGRESS → IN_QUEUE, or FAILED once attempts reach maxAttempts) for
+   * the jobs `where` selects. SET expressions all read the row as it was, so `attempts < maxAttempts`
+   * decides every column alike. Parameters inside CASE get no type from their column, hence the casts.
+   */
+  async #release(error: postgres.Fragment, where: postgres.Fragment, maxAttempts: number, now: number, retainUntil: number): Promise<RequeueOutcome> {
     const rows = await this.#sql<JobRow[]>`
       UPDATE jobs
          SET status             = CASE WHEN attempts < ${maxAttempts}::int THEN 'IN_QUEUE' ELSE 'FAILED' END,
@@ -289,11 +284,11 @@ class PostgresJobStore implements JobStore {
              queued_at          = CASE WHEN attempts < ${maxAttempts}::int THEN ${now}::bigint ELSE queued_at END,
              taken_at           = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE taken_at END,
              execution_deadline = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE execution_deadline END,
-             error              = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE 'worker ' || worker_id || ' ' || ${reason}::text END,
+             error              = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE ${error} END,
              finished_at        = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE ${now}::bigint END,
              retain_until       = CASE WHEN attempts < ${maxAttempts}::int THEN NULL ELSE ${retainUntil}::bigint END,
              output             = NULL
-       WHERE status = 'IN_PROGRESS' AND coalesce(heartbeat_at, taken_at) < ${silentSince}
+       WHERE status = 'IN_PROGRESS' AND ${where}
       RETURNING *, CASE WHEN status = 'IN_QUEUE' THEN pg_notify(${this.#channel}, endpoint) END`;
     const jobs = rows.map(toRecord).sort(byQueueOrder);
     return { requeued: jobs.filter((j) => j.status === 'IN_QUEUE'), failed: jobs.filter((j) => j.status === 'FAILED') };

@@ -21,6 +21,27 @@ export interface SqliteStoreOptions {
   path: string;
 }
 
+/**
+ * The release transition (IN_PROGRESS → IN_QUEUE, or FAILED once attempts reach @maxAttempts) for
+ * the jobs `where` selects. SET expressions all read the row as it was, so `attempts < @maxAttempts`
+ * decides every column alike.
+ */
+function releaseJobsSql(errorExpr: string, where: string): string {
+  return `
+      UPDATE jobs
+         SET status             = CASE WHEN attempts < @maxAttempts THEN 'IN_QUEUE' ELSE 'FAILED' END,
+             worker_id          = CASE WHEN attempts < @maxAttempts THEN NULL ELSE worker_id END,
+             queued_at          = CASE WHEN attempts < @maxAttempts THEN @now ELSE queued_at END,
+             taken_at           = CASE WHEN attempts < @maxAttempts THEN NULL ELSE taken_at END,
+             execution_deadline = CASE WHEN attempts < @maxAttempts THEN NULL ELSE execution_deadline END,
+             error              = CASE WHEN attempts < @maxAttempts THEN NULL ELSE ${errorExpr} END,
+             finished_at        = CASE WHEN attempts < @maxAttempts THEN NULL ELSE @now END,
+             retain_until       = CASE WHEN attempts < @maxAttempts THEN NULL ELSE @retainUntil END,
+             output             = NULL
+       WHERE status = 'IN_PROGRESS' AND ${where}
+      RETURNING *`;
+}
+
 /** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
 
@@ -125,37 +146,14 @@ function prepareStatements(db: Database.Database) {
       UPDATE jobs SET status = 'TIMED_OUT', finished_at = ?, retain_until = ?
        WHERE status = 'IN_QUEUE' AND expires_at < ?
       RETURNING *`),
-    // SET expressions all read the row as it was, so `attempts < @maxAttempts` decides every column alike.
-    releaseWorkerJobs: db.prepare<Record<string, unknown>, JobRow>(`
-      UPDATE jobs
-         SET status             = CASE WHEN attempts < @maxAttempts THEN 'IN_QUEUE' ELSE 'FAILED' END,
-             worker_id          = CASE WHEN attempts < @maxAttempts THEN NULL ELSE worker_id END,
-             queued_at          = CASE WHEN attempts < @maxAttempts THEN @now ELSE queued_at END,
-             taken_at           = CASE WHEN attempts < @maxAttempts THEN NULL ELSE taken_at END,
-             execution_deadline = CASE WHEN attempts < @maxAttempts THEN NULL ELSE execution_deadline END,
-             error              = CASE WHEN attempts < @maxAttempts THEN NULL ELSE @reason END,
-             finished_at        = CASE WHEN attempts < @maxAttempts THEN NULL ELSE @now END,
-             retain_until       = CASE WHEN attempts < @maxAttempts THEN NULL ELSE @retainUntil END,
-             output             = NULL
-       WHERE worker_id = @workerId AND status = 'IN_PROGRESS'
-      RETURNING *`),
+    releaseWorkerJobs: db.prepare<Record<string, unknown>, JobRow>(releaseJobsSql('@reason', 'worker_id = @workerId')),
     heldBy: db.prepare<[string], JobRow>(`SELECT * FROM jobs WHERE worker_id = ? AND status = 'IN_PROGRESS' ORDER BY id`),
     markWorkerAlive: db.prepare<[number, string], JobRow>(`
       UPDATE jobs SET heartbeat_at = ? WHERE worker_id = ? AND status = 'IN_PROGRESS' RETURNING *`),
-    // As releaseWorkerJobs, for every holder nobody vouched for since @silentSince (taken_at on rows older than heartbeat_at).
-    releaseAbandonedJobs: db.prepare<Record<string, unknown>, JobRow>(`
-      UPDATE jobs
-         SET status             = CASE WHEN attempts < @maxAttempts THEN 'IN_QUEUE' ELSE 'FAILED' END,
-             worker_id          = CASE WHEN attempts < @maxAttempts THEN NULL ELSE worker_id END,
-             queued_at          = CASE WHEN attempts < @maxAttempts THEN @now ELSE queued_at END,
-             taken_at           = CASE WHEN attempts < @maxAttempts THEN NULL ELSE taken_at END,
-             execution_deadline = CASE WHEN attempts < @maxAttempts THEN NULL ELSE execution_deadline END,
-             error              = CASE WHEN attempts < @maxAttempts THEN NULL ELSE 'worker ' || worker_id || ' ' || @reason END,
-             finished_at        = CASE WHEN attempts < @maxAttempts THEN NULL ELSE @now END,
-             retain_until       = CASE WHEN attempts < @maxAttempts THEN NULL ELSE @retainUntil END,
-             output             = NULL
-       WHERE status = 'IN_PROGRESS' AND coalesce(heartbeat_at, taken_at) < @silentSince
-      RETURNING *`),
+    // Every holder nobody vouched for since @silentSince (taken_at on rows older than heartbeat_at).
+    releaseAbandonedJobs: db.prepare<Record<string, unknown>, JobRow>(
+      releaseJobsSql("'worker ' || worker_id || ' ' || @reason", 'coalesce(heartbeat_at, taken_at) < @silentSince'),
+    ),
     deleteExpired: db.prepare<{ now: number }>(`
       DELETE FROM jobs
        WHERE (status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT') AND retain_until < @now)

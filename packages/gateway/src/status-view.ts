@@ -22,8 +22,3 @@ export function toStatusObject(job: JobRecord, now: number): StatusObject {
   if (job.retries > 0) view.retries = job.retries;
   return view;
 }
-
-/** The body of a job's webhook POST: its status object plus `input` and `webhook` (PROTOCOL.md §3.4). */
-export function toWebhookBody(job: JobRecord, now: number): StatusObject & { input: unknown; webhook: string | null } {
-  return { ...toStatusObject(job, now), input: job.input, webhook: job.webhook };
-}

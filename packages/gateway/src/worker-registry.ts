@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { Clock } from '@kiln/protocol';
+import type { Clock, HealthWorkers } from '@kiln/protocol';
 
 /** A worker's state, as the gateway tracks it (DESIGN.md: initializing → idle ⇄ running → draining → stopped, plus unhealthy). */
 export type WorkerState = 'initializing' | 'idle' | 'running' | 'draining' | 'stopped' | 'unhealthy';
@@ -188,7 +188,7 @@ export class WorkerRegistry implements WorkerAccess {
   }
 
   /** Worker counts in `/health`'s shape. */
-  counts(endpoint: string): { idle: number; running: number; initializing: number; ready: number; throttled: number; unhealthy: number } {
+  counts(endpoint: string): HealthWorkers {
     const list = this.list(endpoint);
     const count = (state: WorkerState) => list.filter((w) => w.state === state).length;
     return {

@@ -95,8 +95,6 @@ export interface WorkerDefinition<Schema extends StandardSchemaV1 | undefined = 
 }
 
 const WORKER_BRAND: unique symbol = Symbol.for('kiln.worker');
-/** Set by `kiln worker` before it imports a worker file, so the file does not also start itself. */
-export const RUNNER_FLAG: unique symbol = Symbol.for('kiln.worker.runner');
 
 /** A defined worker: its definition, and whether it starts itself as the main module. */
 export interface KilnWorker<Schema extends StandardSchemaV1 | undefined = any, State = any, Output = any, Chunk = any> {
@@ -137,7 +135,7 @@ export function defineWorker<Schema extends StandardSchemaV1 | undefined = undef
   checkDefinition(definition);
   const worker = Object.freeze({ [WORKER_BRAND]: true as const, definition: Object.freeze({ ...definition }) });
   const caller = callerFile();
-  if (caller && isMainModule(caller) && !(globalThis as Record<symbol, unknown>)[RUNNER_FLAG]) {
+  if (caller && isMainModule(caller)) {
     // After the module's synchronous evaluation; not if the module started it itself.
     process.nextTick(() => {
       if (STARTED.has(worker)) return;

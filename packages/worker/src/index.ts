@@ -1,4 +1,4 @@
-export { defineWorker, isKilnWorker, JobAbortedError, RUNNER_FLAG } from './define-worker.ts';
+export { defineWorker, isKilnWorker, JobAbortedError } from './define-worker.ts';
 export type {
   HandlerContext,
   HandlerResult,
