@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { serve, type ServerType } from '@hono/node-server';
+import { createServer, type Server } from 'node:http';
 import type { Hono } from 'hono';
 import { realClock, type Clock } from '@kiln/protocol';
 import { isPostgresUrl, type GatewayConfig } from './config.ts';
-import { createHttpApp, type GatewayContext } from './http-app.ts';
+import { createHttpApp, createNodeRequestListener, type GatewayContext } from './http-app.ts';
 import { JobEvents } from './job-events.ts';
 import type { JobStore, LogLine } from './job-store.ts';
 import { openPostgresStore } from './postgres-store.ts';
@@ -64,7 +64,7 @@ export class Gateway {
   readonly #driver: ProcessDriver;
   readonly #processes = new Map<string, WorkerProcess>();
   readonly #pendingLogs: LogLine[] = [];
-  #server: ServerType | undefined;
+  #server: Server | undefined;
   #url = '';
   #stopping = new AbortController();
   #ticking: Promise<void> | undefined;
@@ -136,9 +136,11 @@ export class Gateway {
       log: this.#log,
     });
     const { host, port } = this.config.gateway;
-    this.#server = await new Promise<ServerType>((resolve, reject) => {
-      const server = serve({ fetch: this.#app!.fetch, hostname: host, port }, () => resolve(server));
+    const listener = createNodeRequestListener(context, this.#app);
+    this.#server = await new Promise<Server>((resolve, reject) => {
+      const server = createServer(listener);
       server.once('error', reject);
+      server.listen(port, host, () => resolve(server));
     });
     const address = this.#server.address();
     const boundPort = typeof address === 'object' && address ? address.port : port;
@@ -158,7 +160,7 @@ export class Gateway {
     await new Promise<void>((resolve) => {
       if (!this.#server) return resolve();
       this.#server.close(() => resolve());
-      (this.#server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      this.#server.closeAllConnections();
     });
     await this.#store?.close();
   }

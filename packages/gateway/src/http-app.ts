@@ -1,3 +1,5 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { Clock, HealthWorkers } from '@kiln/protocol';
 import { createClientApi } from './client-api.ts';
@@ -8,6 +10,7 @@ import type { JobStore } from './job-store.ts';
 import { createWorkerApi } from './worker-api.ts';
 import type { WorkerAccess, WorkerInfo } from './worker-registry.ts';
 import { createAdminApi } from './admin-api.ts';
+import { createWorkerRequestHandler } from './worker-http.ts';
 
 /** Structured log sink (a pino-compatible subset). */
 export interface HttpLogger {
@@ -52,4 +55,20 @@ export function createHttpApp(ctx: GatewayContext): Hono {
     return c.json(body, status, headers);
   });
   return app;
+}
+
+/**
+ * The gateway as a node:http request listener: worker calls answered on node:http directly
+ * (`createWorkerRequestHandler`, the per-job hot path), everything else by `app` (default: a
+ * new {@link createHttpApp}).
+ *
+ * @example
+ * http.createServer(createNodeRequestListener(ctx)).listen(8080, '127.0.0.1');
+ */
+export function createNodeRequestListener(ctx: GatewayContext, app: Hono = createHttpApp(ctx)): (req: IncomingMessage, res: ServerResponse) => void {
+  const workerCalls = createWorkerRequestHandler(ctx);
+  const rest = getRequestListener(app.fetch);
+  return function gatewayRequest(req, res) {
+    if (!workerCalls(req, res)) void rest(req, res);
+  };
 }

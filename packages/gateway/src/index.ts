@@ -17,11 +17,11 @@ export {
 } from './errors.ts';
 export type { ErrorBody, ErrorStatus, GatewayError, HttpErrorResponse } from './errors.ts';
 export { JOB_EVENTS_RECHECK_MS, JobEvents } from './job-events.ts';
-export { createHttpApp } from './http-app.ts';
+export { createHttpApp, createNodeRequestListener } from './http-app.ts';
 export type { GatewayContext, HttpLogger } from './http-app.ts';
 export { STREAM_HOLD_MS, createClientApi } from './client-api.ts';
-export { MAX_BATCH_SIZE, createWorkerApi } from './worker-api.ts';
-export type { TakenJob } from './worker-api.ts';
+export { MAX_BATCH_SIZE, WORKER_ROUTES, answerWorkerCall, createWorkerApi } from './worker-api.ts';
+export type { TakenJob, WorkerCall, WorkerReply, WorkerRoute } from './worker-api.ts';
 export { toStatusObject } from './status-view.ts';
 export { Gateway, openConfiguredStore } from './gateway.ts';
 export type { GatewayLogger, GatewayOptions } from './gateway.ts';

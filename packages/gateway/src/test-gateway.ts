@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type RequestListener } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Hono } from 'hono';
 import { ManualClock } from '@kiln/protocol';
 import { parseConfig } from './config.ts';
-import { createHttpApp } from './http-app.ts';
+import { createHttpApp, createNodeRequestListener } from './http-app.ts';
 import type { GatewayContext } from './http-app.ts';
 import { JobEvents } from './job-events.ts';
 import type { JobStore } from './job-store.ts';
@@ -27,6 +28,12 @@ export interface TestGatewayOptions {
   config?: unknown;
   /** Environment given to the config parser (secrets, KILN_API_KEYS). */
   env?: Record<string, string | undefined>;
+  /**
+   * How `request` reaches the gateway: `app` (default) calls `app.request` in process; `socket`
+   * sends real HTTP to a loopback server running `createNodeRequestListener`, the gateway's own
+   * listener (worker calls on node:http directly, the rest through hono).
+   */
+  transport?: 'app' | 'socket';
 }
 
 /** Body and headers of a test request. */
@@ -120,6 +127,7 @@ export async function createTestGateway(options: TestGatewayOptions = {}): Promi
     log: { info: capture('info'), warn: capture('warn'), error: capture('error') },
   };
   const app = createHttpApp(ctx);
+  const server = options.transport === 'socket' ? await listenOnLoopback(createNodeRequestListener(ctx, app)) : undefined;
   const firstEndpoint = Object.keys(config.endpoints)[0] ?? 'echo';
   let workers = 0;
 
@@ -130,14 +138,13 @@ export async function createTestGateway(options: TestGatewayOptions = {}): Promi
       body = JSON.stringify(init.json);
       headers['content-type'] ??= 'application/json';
     }
-    return Promise.resolve(
-      app.request(url, {
-        method: init.method ?? (body === undefined ? 'GET' : 'POST'),
-        headers,
-        ...(body !== undefined ? { body } : {}),
-        ...(init.signal ? { signal: init.signal } : {}),
-      }),
-    );
+    const requestInit: RequestInit = {
+      method: init.method ?? (body === undefined ? 'GET' : 'POST'),
+      headers,
+      ...(body !== undefined ? { body } : {}),
+      ...(init.signal ? { signal: init.signal } : {}),
+    };
+    return server ? fetch(new URL(url, server.url), requestInit) : Promise.resolve(app.request(url, requestInit));
   };
 
   const client = (url: string, init: TestRequestInit = {}, endpoint = firstEndpoint) =>
@@ -190,8 +197,27 @@ export async function createTestGateway(options: TestGatewayOptions = {}): Promi
       };
     },
     async close() {
+      await server?.close();
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+async function listenOnLoopback(listener: RequestListener): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer(listener);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const address = server.address();
+  if (typeof address !== 'object' || address === null) throw new Error('test server has no address');
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
