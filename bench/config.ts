@@ -5,7 +5,7 @@
 import path from 'node:path';
 
 /** The benchmarks `--only` can pick. */
-export const BENCH_NAMES = ['cold-start', 'take-latency', 'throughput', 'gateway-runsync', 'gateway-throughput'] as const;
+export const BENCH_NAMES = ['cold-start', 'take-latency', 'throughput', 'gateway-runsync', 'gateway-throughput', 'stream-latency', 'models-pull', 'example-tts'] as const;
 /** One of {@link BENCH_NAMES}. */
 export type BenchName = (typeof BENCH_NAMES)[number];
 
@@ -18,6 +18,8 @@ export interface BenchConfig {
   readonly node: string;
   /** PATH and HOME only: this machine's NODE_EXTRA_CA_CERTS slows every node start ×2.6 (PERF.md). */
   readonly baseEnv: Readonly<Record<string, string>>;
+  /** What a gateway's worker inherits from the bench's environment (the names of process-driver.ts's DEFAULT_INHERITED_ENV, when set): the floors' workers get the same. */
+  readonly inheritedWorkerEnv: Readonly<Record<string, string>>;
   /** Flags that let node run a bench worker written in TypeScript against the runtime's sources. */
   readonly tsxArgs: readonly string[];
   readonly files: {
@@ -40,6 +42,10 @@ export interface BenchConfig {
   /** Sequential `/runsync` round trips beside a bare node:http echo; per round, each variant sends `requestsPerRound`. */
   readonly gatewayRunsync: { readonly rounds: number; readonly requestsPerRound: number; readonly warmupRequests: number };
   /** 1,000 jobs queued through `/run`, then drained by N workers at each concurrency, per store. */
+  /** Chunk POST → client arrival for SSE, the long-poll and runpod-sdk: per round, one job of `chunksPerJob` chunks per client. */
+  readonly streamLatency: { readonly rounds: number; readonly chunksPerJob: number; readonly spacingMs: readonly [number, number] };
+  /** The TTS example: cold-start rounds (a fresh worker each), then warm jobs one at a time on the last one. */
+  readonly exampleTts: { readonly rounds: number; readonly warmJobs: number };
   readonly gatewayThroughput: {
     readonly jobs: number;
     readonly warmupJobs: number;
@@ -79,6 +85,11 @@ export function readBenchConfig(argv: readonly string[], env: Readonly<Record<st
     repoRoot,
     node: process.execPath,
     baseEnv: Object.freeze(baseEnv),
+    inheritedWorkerEnv: Object.freeze(
+      Object.fromEntries(
+        ['PATH', 'HOME', 'LANG', 'TZ', 'NODE_OPTIONS', 'PYTHONPATH', 'VIRTUAL_ENV', 'CUDA_VISIBLE_DEVICES'].flatMap((k) => (env[k] === undefined ? [] : [[k, env[k]]])),
+      ),
+    ),
     tsxArgs: Object.freeze(['--conditions=kiln-source', '--import', 'tsx']),
     files: Object.freeze({
       echoBundle: path.join(repoRoot, 'examples/echo/dist/worker.bundle.cjs'),
@@ -92,6 +103,8 @@ export function readBenchConfig(argv: readonly string[], env: Readonly<Record<st
     throughput: Object.freeze({ jobs: quick ? 1000 : 4000, rounds: quick ? 2 : 5, concurrencies: Object.freeze([1, 8]) }),
     gateway: Object.freeze({ postgresUrl: env['KILN_TEST_DATABASE_URL'] || 'postgres://postgres@127.0.0.1:5432/test' }),
     gatewayRunsync: Object.freeze({ rounds: quick ? 2 : 5, requestsPerRound: quick ? 300 : 500, warmupRequests: quick ? 100 : 300 }),
+    streamLatency: Object.freeze({ rounds: quick ? 1 : 3, chunksPerJob: quick ? 50 : 200, spacingMs: Object.freeze([3, 7] as const) }),
+    exampleTts: Object.freeze({ rounds: quick ? 3 : 10, warmJobs: quick ? 10 : 40 }),
     gatewayThroughput: Object.freeze({
       jobs: 1000,
       warmupJobs: quick ? 100 : 200,

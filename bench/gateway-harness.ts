@@ -1,7 +1,8 @@
 /**
  * What the gateway benchmarks share: the no-op worker bundled as a deploy image ships it, an
- * in-process {@link Gateway} on an instrumented job store, a keep-alive JSON HTTP client, and CPU
- * time of other processes (the gateway's workers, the PostgreSQL server) read from `/proc`.
+ * in-process {@link Gateway} on an instrumented job store, the same workers on the in-memory floor
+ * server, a keep-alive JSON HTTP client, and CPU time of other processes (the workers, the
+ * PostgreSQL server) read from `/proc`.
  *
  * The gateway runs in the bench process (its TypeScript sources, as `--conditions=kiln-source`
  * resolves them; tsx transpiles them once at load), so `process.cpuUsage()` is the gateway's CPU
@@ -15,9 +16,11 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { buildSync } from 'esbuild';
 import postgres from 'postgres';
-import { Gateway, openPostgresStore, openSqliteStore, parseConfig, type GatewayLogger, type JobStore } from '@kiln/gateway';
+import { CONFIG_LIMITS, Gateway, openPostgresStore, openSqliteStore, parseConfig, type GatewayLogger, type JobStore } from '@kiln/gateway';
+import { ProcessGroup, type ChildHandle } from './child-process.ts';
 import { sleep } from './clock.ts';
 import type { BenchConfig } from './config.ts';
+import { FloorJobServer } from './floor-job-server.ts';
 
 /** The job stores a gateway can run on. */
 export type StoreKind = 'sqlite' | 'postgres';
@@ -223,9 +226,13 @@ export interface GatewayRig {
 
 const liveGateways = new Set<Gateway>();
 
-/** SIGKILLs the workers of every gateway still running (for an interrupted or failed run). */
+/** The floors' worker processes (see {@link startFloorWorkers}). */
+const floorProcesses = new ProcessGroup();
+
+/** SIGKILLs the workers of every gateway and floor still running (for an interrupted or failed run). */
 export function killGatewayWorkers(): void {
   for (const gateway of liveGateways) for (const worker of gateway.registry.list()) gateway.killWorkerProcess(worker.workerId);
+  floorProcesses.killAll();
 }
 
 /** Starts an in-process gateway with `workers` no-op workers (min = max) at `concurrency`, on a fresh store. */
@@ -299,7 +306,11 @@ export async function startGateway(
         await sleep(5);
       }
     },
-    workerPids: () => childPidsRunning(setup.workerBundle),
+    workerPids: () => {
+      // Other gateways and the floors run the same bundle at the same time (runsync): pick this gateway's by worker id.
+      const ids = new Set(gateway.registry.list().map((w) => w.workerId));
+      return childPidsRunning(setup.workerBundle).filter((pid) => ids.has(podIdOf(pid) ?? ''));
+    },
     async stop() {
       try {
         await gateway.stop();
@@ -307,6 +318,70 @@ export async function startGateway(
         liveGateways.delete(gateway);
         await dropDatabase();
       }
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The floors' workers.
+
+/** No-op worker processes on a {@link FloorJobServer}. */
+export interface FloorWorkers {
+  /** Their process ids. */
+  readonly pids: readonly number[];
+  /** The runtime's WARN / ERROR log lines, summed over the workers. */
+  logLines(): { warn: number; error: number };
+  /** Waits until each of `n` workers has a job-take parked on the server. */
+  waitForParked(n: number, timeoutMs?: number): Promise<void>;
+  /** SIGKILLs them; resolves once they have exited. */
+  stop(): Promise<void>;
+}
+
+/** The gateway's defaults the bench gateways run with (its `takeHoldMs` and `pingIntervalMs`). */
+export const FLOOR_SERVER_SETTINGS = { holdMs: CONFIG_LIMITS.takeHoldMs.default, pingIntervalMs: CONFIG_LIMITS.pingIntervalMs.default } as const;
+
+/** Starts a {@link FloorJobServer} for the bench endpoint with the gateway's default hold time. */
+export async function startFloorServer(): Promise<FloorJobServer> {
+  const server = new FloorJobServer({ endpoint: BENCH_ENDPOINT, holdMs: FLOOR_SERVER_SETTINGS.holdMs });
+  await server.start();
+  return server;
+}
+
+/**
+ * Spawns `workers` no-op workers at `concurrency` against `server` as {@link startGateway}'s
+ * gateway spawns its own: the same bundle, command, cwd and environment (what the gateway's
+ * process driver inherits, the endpoint's `BENCH_CONCURRENCY`, the RUNPOD_* it sets).
+ */
+export function startFloorWorkers(
+  config: BenchConfig,
+  setup: GatewayBenchSetup,
+  server: FloorJobServer,
+  options: { workers: number; concurrency: number },
+): FloorWorkers {
+  const children: ChildHandle[] = [];
+  for (let i = 0; i < options.workers; i++) {
+    const env = {
+      ...config.inheritedWorkerEnv,
+      BENCH_CONCURRENCY: String(options.concurrency),
+      ...server.workerEnv(server.addWorker(), FLOOR_SERVER_SETTINGS.pingIntervalMs),
+    };
+    children.push(floorProcesses.spawn(config.node, [setup.workerBundle], { env, cwd: setup.dir }));
+  }
+  return {
+    pids: children.map((c) => c.pid).filter((pid): pid is number => pid !== undefined),
+    logLines: () => ({ warn: children.reduce((n, c) => n + c.output.warnLines, 0), error: children.reduce((n, c) => n + c.output.errorLines, 0) }),
+    async waitForParked(n, timeoutMs = 20_000) {
+      const deadline = performance.now() + timeoutMs;
+      while (server.parkedWorkers < n) {
+        if (performance.now() > deadline) {
+          const tails = children.map((c) => c.output.tail.slice(-300)).join(' | ');
+          throw new Error(`floor: ${n} workers with a parked take wanted, have ${server.parkedWorkers}; worker output: ${tails}`);
+        }
+        await sleep(5);
+      }
+    },
+    async stop() {
+      await Promise.all(children.map((c) => c.kill()));
     },
   };
 }
@@ -458,6 +533,18 @@ function childPidsRunning(file: string): number[] {
       }
     })
     .map((p) => p.pid);
+}
+
+/** RUNPOD_POD_ID in a process's environment (the worker id a gateway gave it). */
+function podIdOf(pid: number): string | undefined {
+  try {
+    const entry = readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .find((e) => e.startsWith('RUNPOD_POD_ID='));
+    return entry?.slice('RUNPOD_POD_ID='.length);
+  } catch {
+    return undefined;
+  }
 }
 
 /** CPU µs so far of every PostgreSQL server process on this machine (backends, WAL writer …), by pid. */

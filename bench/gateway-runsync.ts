@@ -4,7 +4,10 @@
  * same tiny body, in the same process and run, blocks of requests alternating round by round.
  * A runsync is client → gateway (enqueue) → the worker's parked job-take → handler → job-done →
  * gateway → client: three HTTP exchanges and a handful of store statements, where the echo is one
- * exchange.
+ * exchange. The three-hop relay floor is those three exchanges and nothing else: a
+ * {@link FloorJobServer} in this process (bare node:http, an in-memory queue) that hands the
+ * runsync's job to the same no-op worker bundle's parked job-take and answers the client when its
+ * job-done arrives. Relay ÷ echo is what three hops cost; gateway ÷ relay is what the gateway adds.
  */
 import { performance } from 'node:perf_hooks';
 import type { BenchConfig } from './config.ts';
@@ -15,22 +18,29 @@ import {
   ownCpuUs,
   postgresServerCpu,
   startEchoServer,
+  startFloorServer,
+  startFloorWorkers,
   startGateway,
   STORE_LABEL,
   type GatewayBenchSetup,
+  type FloorWorkers,
   type GatewayRig,
   type StoreCallStats,
   type StoreKind,
 } from './gateway-harness.ts';
+import type { FloorJobServer } from './floor-job-server.ts';
 
-/** The floor's label. */
+/** The one-exchange floor's label. */
 export const RUNSYNC_ECHO = 'node:http echo';
+/** The three-exchange floor's label. */
+export const RUNSYNC_RELAY = 'three-hop relay floor';
 /** The variant the target is judged on (the gateway's default store). */
 export const RUNSYNC_HEADLINE = 'runsync (SQLite)';
 
-/** One thing timed: the echo, or runsync on a store. */
+/** One thing timed: the echo, the relay floor, or runsync through the gateway on a store. */
 export interface RunsyncVariant {
   label: string;
+  kind: 'echo' | 'relay' | 'gateway';
   store: StoreKind | null;
 }
 
@@ -40,7 +50,7 @@ export interface RunsyncBlock {
   samplesMs: number[];
   /** This process's CPU (client + server / gateway) per request, µs. */
   benchCpuUsPerRequest: number;
-  /** The worker process's CPU per request, µs (runsync only). */
+  /** The worker process's CPU per request, µs (runsync and relay). */
   workerCpuUsPerRequest: number | null;
   /** Every PostgreSQL server process's CPU per request, µs (PostgreSQL runsync only). */
   postgresCpuUsPerRequest: number | null;
@@ -68,6 +78,8 @@ interface Target {
   url: URL;
   client: JsonClient;
   rig: GatewayRig | null;
+  /** The worker process serving the variant (none for the echo). */
+  workerPids(): number[];
 }
 
 /** Runs warm-up, then `rounds` rounds of `requestsPerRound` sequential requests per variant, order rotated. */
@@ -80,11 +92,30 @@ export async function measureGatewayRunsync(config: BenchConfig, setup: GatewayB
 
   const targets: Target[] = [];
   const echo = await startEchoServer();
+  let relayServer: FloorJobServer | undefined;
+  let relayWorkers: FloorWorkers | undefined;
   try {
-    targets.push({ variant: { label: RUNSYNC_ECHO, store: null }, url: echo.url, client: new JsonClient(1), rig: null });
+    targets.push({ variant: { label: RUNSYNC_ECHO, kind: 'echo', store: null }, url: echo.url, client: new JsonClient(1), rig: null, workerPids: () => [] });
+    relayServer = await startFloorServer();
+    const workers = startFloorWorkers(config, setup, relayServer, { workers: 1, concurrency: 1 });
+    relayWorkers = workers;
+    await workers.waitForParked(1);
+    targets.push({
+      variant: { label: RUNSYNC_RELAY, kind: 'relay', store: null },
+      url: relayServer.runsyncUrl,
+      client: new JsonClient(1),
+      rig: null,
+      workerPids: () => [...workers.pids],
+    });
     for (const store of stores) {
       const rig = await startGateway(config, setup, { store, workers: 1, concurrency: 1 });
-      targets.push({ variant: { label: `runsync (${STORE_LABEL[store]})`, store }, url: new URL(`${rig.endpointUrl}/runsync`), client: new JsonClient(1), rig });
+      targets.push({
+        variant: { label: `runsync (${STORE_LABEL[store]})`, kind: 'gateway', store },
+        url: new URL(`${rig.endpointUrl}/runsync`),
+        client: new JsonClient(1),
+        rig,
+        workerPids: () => rig.workerPids(),
+      });
       await rig.waitForIdleWorkers(1);
     }
     const result: GatewayRunsyncResult = {
@@ -113,17 +144,22 @@ export async function measureGatewayRunsync(config: BenchConfig, setup: GatewayB
     for (const t of targets) {
       if (t.rig) result.logLines[t.variant.label] = { warn: t.rig.log.warn, error: t.rig.log.error, last: [...t.rig.log.last] };
     }
+    // The relay has no gateway log: its worker's own WARN / ERROR lines stand in.
+    const relayLog = workers.logLines();
+    result.logLines[RUNSYNC_RELAY] = { warn: relayLog.warn, error: relayLog.error, last: [] };
     return result;
   } finally {
     for (const t of targets) t.client.close();
     for (const t of targets) await t.rig?.stop();
+    await relayWorkers?.stop();
+    await relayServer?.stop();
     await echo.stop();
   }
 }
 
 async function runBlock(target: Target, requests: number, result: GatewayRunsyncResult): Promise<RunsyncBlock> {
   const { rig, url, client, variant } = target;
-  const workerPids = rig ? rig.workerPids() : [];
+  const workerPids = target.workerPids();
   rig?.probe.reset();
   const samplesMs: number[] = new Array<number>(requests);
   const pg0 = variant.store === 'postgres' ? postgresServerCpu() : undefined;
@@ -147,7 +183,7 @@ async function runBlock(target: Target, requests: number, result: GatewayRunsync
   return {
     samplesMs,
     benchCpuUsPerRequest: (cpu1 - cpu0) / requests,
-    workerCpuUsPerRequest: rig ? cpuDelta(workers0, workers1) / requests : null,
+    workerCpuUsPerRequest: variant.kind === 'echo' ? null : cpuDelta(workers0, workers1) / requests,
     postgresCpuUsPerRequest: pg0 && pg1 ? cpuDelta(pg0, pg1) / requests : null,
     store: rig ? structuredClone(rig.probe.stats) : null,
   };

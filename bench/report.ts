@@ -4,8 +4,8 @@
  */
 import { COLD_START_FLOOR, COLD_START_HEADLINE, COLD_START_NODE, COLD_START_VARIANTS, type ColdStartResult, type ColdStartVariant } from './cold-start.ts';
 import type { ThroughputResult } from './job-throughput.ts';
-import { RUNSYNC_ECHO, RUNSYNC_HEADLINE, type GatewayRunsyncResult } from './gateway-runsync.ts';
-import type { GatewayThroughputResult } from './gateway-throughput.ts';
+import { RUNSYNC_ECHO, RUNSYNC_HEADLINE, RUNSYNC_RELAY, type GatewayRunsyncResult } from './gateway-runsync.ts';
+import { floorLabel, type GatewayThroughputResult } from './gateway-throughput.ts';
 import type { StoreCallStats } from './gateway-harness.ts';
 import { latencySummary, median, pairwiseRatios, percentile, spread, type LatencySummary, type Spread } from './stats.ts';
 import { LATENCY_SERIES, type LatencySeriesName, type TakeLatencyResult } from './take-latency.ts';
@@ -111,6 +111,9 @@ export interface BenchSummary {
         /** × the echo: pooled p50 / pooled p50, and per-round p50 ratios (null for the echo itself). */
         vsEchoP50: RatioSummary | null;
         vsEchoP99: RatioSummary | null;
+        /** × the three-hop relay floor, likewise (gateway variants only). */
+        vsRelayP50: RatioSummary | null;
+        vsRelayP99: RatioSummary | null;
         /** Medians over rounds, µs per request. The bench process holds the client too. */
         benchCpuUsPerRequest: number;
         workerCpuUsPerRequest: number | null;
@@ -155,6 +158,34 @@ export interface BenchSummary {
         enqueuePerSecond: Spread;
         enqueueCpuUsPerJob: number;
         enqueuePostgresCpuUsPerJob: number | null;
+        warnLines: number;
+        errorLines: number;
+        /** The in-memory floor of the same workers × concurrency, and jobs/s × it (per round: pairwise). */
+        floor: string;
+        vsFloor: RatioSummary;
+      }
+    >;
+    /** CPUs the bench process may run on (gateway or floor server, workers and database share them). */
+    cores: number;
+    /** The in-memory floors (same worker processes, no store, no hono), by label. */
+    floors: Record<
+      string,
+      {
+        workers: number;
+        concurrency: number;
+        jobsPerSecond: Spread;
+        /** Medians over rounds, µs per job, over the drain: the floor server (this process) and the workers. */
+        serverCpuUsPerJob: number;
+        workerCpuUsPerJob: number;
+        /** Cores busy during the drain: jobs/s × (server + workers) CPU per job. */
+        coresBusy: number;
+        /** The drain rate if server + workers kept every core busy: cores × 10⁶ / (server + workers) µs per job. */
+        cpuBoundJobsPerSecond: number;
+        jobsPerTake: number;
+        emptyTakesPerJob: number;
+        /** Queueing through the floor's `/run` (parallel): requests/s, and this process's CPU per job (server + client). */
+        enqueuePerSecond: Spread;
+        enqueueCpuUsPerJob: number;
         warnLines: number;
         errorLines: number;
       }
@@ -278,6 +309,10 @@ function summarizeGatewayRunsync(r: GatewayRunsyncResult, summary: BenchSummary)
   const echoAll = echoBlocks.flatMap((b) => b.samplesMs);
   const echoP50s = echoBlocks.map((b) => median(b.samplesMs));
   const echoP99s = echoBlocks.map((b) => percentile(b.samplesMs, 99));
+  const relayBlocks = r.blocks[RUNSYNC_RELAY] ?? [];
+  const relayAll = relayBlocks.flatMap((b) => b.samplesMs);
+  const relayP50s = relayBlocks.map((b) => median(b.samplesMs));
+  const relayP99s = relayBlocks.map((b) => percentile(b.samplesMs, 99));
   const variants: NonNullable<BenchSummary['gatewayRunsync']>['variants'] = {};
   for (const v of r.variants) {
     const blocks = r.blocks[v.label]!;
@@ -295,6 +330,8 @@ function summarizeGatewayRunsync(r: GatewayRunsyncResult, summary: BenchSummary)
       perRoundP99: spread(p99s),
       vsEchoP50: isEcho ? null : { ofMedians: median(all) / median(echoAll), perRound: spread(pairwiseRatios(p50s, echoP50s)) },
       vsEchoP99: isEcho ? null : { ofMedians: percentile(all, 99) / percentile(echoAll, 99), perRound: spread(pairwiseRatios(p99s, echoP99s)) },
+      vsRelayP50: v.kind !== 'gateway' || relayAll.length === 0 ? null : { ofMedians: median(all) / median(relayAll), perRound: spread(pairwiseRatios(p50s, relayP50s)) },
+      vsRelayP99: v.kind !== 'gateway' || relayAll.length === 0 ? null : { ofMedians: percentile(all, 99) / percentile(relayAll, 99), perRound: spread(pairwiseRatios(p99s, relayP99s)) },
       benchCpuUsPerRequest: median(blocks.map((b) => b.benchCpuUsPerRequest)),
       workerCpuUsPerRequest: optional(blocks.map((b) => b.workerCpuUsPerRequest)),
       postgresCpuUsPerRequest: optional(blocks.map((b) => b.postgresCpuUsPerRequest)),
@@ -309,17 +346,44 @@ function summarizeGatewayRunsync(r: GatewayRunsyncResult, summary: BenchSummary)
   summary.gatewayRunsync = { rounds: r.rounds, requestsPerRound: r.requestsPerRound, warmupRequests: r.warmupRequests, variants, skipped: r.skipped };
   const head = variants[RUNSYNC_HEADLINE];
   const echo = variants[RUNSYNC_ECHO]!;
+  const relay = variants[RUNSYNC_RELAY];
   if (head?.vsEchoP50) {
+    const floor =
+      relay?.vsEchoP50 && head.vsRelayP50
+        ? `; relay floor p50 ${fmt(relay.latencyMs.median, 3)} ms = ×${fmt(relay.vsEchoP50.ofMedians, 2)} echo (per round ${ratioSpread(relay.vsEchoP50)}), kiln ×${fmt(head.vsRelayP50.ofMedians, 2)} of it (per round ${ratioSpread(head.vsRelayP50)})`
+        : '';
     summary.targets.push({
       name: 'runsync round trip p50 (gateway, SQLite, no-op worker)',
       goal: `≤ ${TARGETS.runsyncVsEchoP50}× node:http echo (same run)`,
-      measured: `×${fmt(head.vsEchoP50.ofMedians, 2)} (per round ${ratioSpread(head.vsEchoP50)}); p50 ${fmt(head.latencyMs.median, 3)} vs ${fmt(echo.latencyMs.median, 3)} ms, p99 ${fmt(head.latencyMs.p99, 3)} vs ${fmt(echo.latencyMs.p99, 3)} ms`,
+      measured: `×${fmt(head.vsEchoP50.ofMedians, 2)} echo (per round ${ratioSpread(head.vsEchoP50)}); p50 ${fmt(head.latencyMs.median, 3)} vs ${fmt(echo.latencyMs.median, 3)} ms, p99 ${fmt(head.latencyMs.p99, 3)} vs ${fmt(echo.latencyMs.p99, 3)} ms${floor}`,
       met: head.vsEchoP50.ofMedians <= TARGETS.runsyncVsEchoP50,
     });
   }
 }
 
 function summarizeGatewayThroughput(r: GatewayThroughputResult, summary: BenchSummary): void {
+  const floors: NonNullable<BenchSummary['gatewayThroughput']>['floors'] = {};
+  for (const f of r.floorVariants) {
+    const runs = r.floorRuns[f.label]!;
+    const jobs = r.jobs * runs.length;
+    const serverCpuUsPerJob = median(runs.map((x) => x.serverCpuUsPerJob));
+    const workerCpuUsPerJob = median(runs.map((x) => x.workerCpuUsPerJob));
+    floors[f.label] = {
+      workers: f.workers,
+      concurrency: f.concurrency,
+      jobsPerSecond: spread(runs.map((x) => x.jobsPerSecond)),
+      serverCpuUsPerJob,
+      workerCpuUsPerJob,
+      coresBusy: median(runs.map((x) => (x.jobsPerSecond * (x.serverCpuUsPerJob + x.workerCpuUsPerJob)) / 1e6)),
+      cpuBoundJobsPerSecond: (r.cores * 1e6) / (serverCpuUsPerJob + workerCpuUsPerJob),
+      jobsPerTake: jobs / Math.max(1, runs.reduce((n, x) => n + x.takesWithJobs, 0)),
+      emptyTakesPerJob: runs.reduce((n, x) => n + x.emptyTakes, 0) / jobs,
+      enqueuePerSecond: spread(runs.map((x) => x.enqueuePerSecond)),
+      enqueueCpuUsPerJob: median(runs.map((x) => x.enqueueCpuUsPerJob)),
+      warnLines: runs.reduce((n, x) => n + x.warnLines, 0),
+      errorLines: runs.reduce((n, x) => n + x.errorLines, 0),
+    };
+  }
   const variants: NonNullable<BenchSummary['gatewayThroughput']>['variants'] = {};
   for (const v of r.variants) {
     const runs = r.runs[v.label]!;
@@ -328,6 +392,7 @@ function summarizeGatewayThroughput(r: GatewayThroughputResult, summary: BenchSu
     const optional = (xs: (number | null)[]) => (xs.every((x) => x !== null) && xs.length > 0 ? median(xs as number[]) : null);
     const gatewayCpuUsPerJob = median(runs.map((x) => x.gatewayCpuUsPerJob));
     const storeSyncUsPerJob = median(runs.map((x) => x.storeSyncUsPerJob));
+    const floor = floorLabel(v.workers, v.concurrency);
     variants[v.label] = {
       store: v.store,
       workers: v.workers,
@@ -347,6 +412,11 @@ function summarizeGatewayThroughput(r: GatewayThroughputResult, summary: BenchSu
       enqueuePostgresCpuUsPerJob: optional(runs.map((x) => x.enqueuePostgresCpuUsPerJob)),
       warnLines: runs.reduce((n, x) => n + x.warnLines, 0),
       errorLines: runs.reduce((n, x) => n + x.errorLines, 0),
+      floor,
+      vsFloor: ratio(
+        runs.map((x) => x.jobsPerSecond),
+        r.floorRuns[floor]!.map((x) => x.jobsPerSecond),
+      ),
     };
   }
   const cpuPerJob: NonNullable<BenchSummary['gatewayThroughput']>['cpuPerJob'] = {};
@@ -361,15 +431,21 @@ function summarizeGatewayThroughput(r: GatewayThroughputResult, summary: BenchSu
       enqueuePostgresUs: optional(runs.map((x) => x.enqueuePostgresCpuUsPerJob)),
     };
   }
-  summary.gatewayThroughput = { jobs: r.jobs, warmupJobs: r.warmupJobs, rounds: r.rounds, enqueueParallelism: r.enqueueParallelism, variants, cpuPerJob, skipped: r.skipped };
+  summary.gatewayThroughput = { jobs: r.jobs, warmupJobs: r.warmupJobs, rounds: r.rounds, enqueueParallelism: r.enqueueParallelism, variants, cores: r.cores, floors, cpuPerJob, skipped: r.skipped };
   const four = Object.entries(variants).filter(([, v]) => v.store === 'sqlite' && v.workers === 4);
   if (four.length > 0) {
     const [bestLabel, best] = four.reduce((a, b) => (b[1].jobsPerSecond.median > a[1].jobsPerSecond.median ? b : a));
+    const floor = floors[best.floor]!;
+    const goal = TARGETS.gatewayJobsPerSecond4wSqlite;
     summary.targets.push({
       name: 'gateway drain, 4 workers, SQLite',
-      goal: `≥ ${TARGETS.gatewayJobsPerSecond4wSqlite.toLocaleString('en-US')} jobs/s`,
-      measured: four.map(([label, v]) => `${label.replace('SQLite 4w ', '')}: ${fmt(v.jobsPerSecond.median, 0)}/s [${range(v.jobsPerSecond, 0)}]`).join('; ') + ` (best: ${bestLabel})`,
-      met: best.jobsPerSecond.median >= TARGETS.gatewayJobsPerSecond4wSqlite,
+      goal: `≥ ${goal.toLocaleString('en-US')} jobs/s`,
+      measured:
+        four.map(([label, v]) => `${label.replace('SQLite 4w ', '')}: ${fmt(v.jobsPerSecond.median, 0)}/s [${range(v.jobsPerSecond, 0)}]`).join('; ') +
+        ` (best: ${bestLabel}); ${best.floor.replace('in-memory ', '')}: ${fmt(floor.jobsPerSecond.median, 0)}/s [${range(floor.jobsPerSecond, 0)}]` +
+        ` (${floor.jobsPerSecond.median >= goal ? 'meets' : 'itself below'} the goal; its CPU per job caps it at ${fmt(floor.cpuBoundJobsPerSecond, 0)}/s on ${r.cores} cores),` +
+        ` kiln ×${fmt(best.vsFloor.ofMedians, 2)} of it (per round ${ratioSpread(best.vsFloor)})`,
+      met: best.jobsPerSecond.median >= goal,
     });
   }
 }
@@ -459,7 +535,7 @@ export function formatReport(summary: BenchSummary, header: string): string {
     const echo = g.variants[RUNSYNC_ECHO]!;
     out.push(
       table(
-        ['variant', 'p50', 'p90', 'p99', 'min', 'max', '× echo p50', '× echo p50 per round', '× echo p99', 'bench CPU µs/req', 'worker CPU µs/req', 'PG server CPU µs/req', 'store µs/req', 'bad', 'WARN/ERROR'],
+        ['variant', 'p50', 'p90', 'p99', 'min', 'max', '× echo p50', '× echo p50 per round', '× echo p99', '× relay p50', '× relay p50 per round', '× relay p99', 'bench CPU µs/req', 'worker CPU µs/req', 'PG server CPU µs/req', 'store µs/req', 'bad', 'WARN/ERROR'],
         Object.entries(g.variants).map(([label, v]) => [
           label === RUNSYNC_HEADLINE ? `${label} *` : label,
           fmt(v.latencyMs.median, 3),
@@ -470,6 +546,9 @@ export function formatReport(summary: BenchSummary, header: string): string {
           v.vsEchoP50 ? `×${fmt(v.vsEchoP50.ofMedians, 2)}` : '—',
           v.vsEchoP50 ? ratioSpread(v.vsEchoP50) : '—',
           v.vsEchoP99 ? `×${fmt(v.vsEchoP99.ofMedians, 2)}` : '—',
+          v.vsRelayP50 ? `×${fmt(v.vsRelayP50.ofMedians, 2)}` : '—',
+          v.vsRelayP50 ? ratioSpread(v.vsRelayP50) : '—',
+          v.vsRelayP99 ? `×${fmt(v.vsRelayP99.ofMedians, 2)}` : '—',
           fmt(v.benchCpuUsPerRequest, 0),
           v.workerCpuUsPerRequest === null ? '—' : fmt(v.workerCpuUsPerRequest, 0),
           v.postgresCpuUsPerRequest === null ? '—' : fmt(v.postgresCpuUsPerRequest, 0),
@@ -481,10 +560,19 @@ export function formatReport(summary: BenchSummary, header: string): string {
     );
     const a = PERF_ANCHORS;
     out.push(
-      '  * the target\'s figure (SQLite is the gateway\'s default store); × columns: pooled percentile / the echo\'s pooled percentile;',
+      '  * the target\'s figure (SQLite is the gateway\'s default store); × columns: pooled percentile / the echo\'s (relay\'s) pooled percentile;',
       '    per round: median [min–max] of per-round p50 ratios',
-      '  bench CPU: this process (client + echo server or gateway); store µs: wall time inside synchronous store calls (SQLite: all its work; PostgreSQL: query building only)',
+      `  ${RUNSYNC_RELAY}: the runsync's three HTTP exchanges and nothing else: node:http in this process, an in-memory queue, the same`,
+      '    no-op worker bundle parked on job-take; POST /runsync hands it the job and is answered when its job-done arrives (no store, no hono)',
+      '  bench CPU: this process (client + echo server, relay or gateway); store µs: wall time inside synchronous store calls (SQLite: all its work; PostgreSQL: query building only)',
     );
+    const relay = g.variants[RUNSYNC_RELAY];
+    if (relay?.vsEchoP50) {
+      out.push(
+        `  three hops cost: relay floor p50 ×${fmt(relay.vsEchoP50.ofMedians, 2)} echo (per round ${ratioSpread(relay.vsEchoP50)}) — ` +
+          (relay.vsEchoP50.ofMedians > TARGETS.runsyncVsEchoP50 ? `above the ${TARGETS.runsyncVsEchoP50}× target before any gateway work` : `within the ${TARGETS.runsyncVsEchoP50}× target`),
+      );
+    }
     for (const [label, v] of Object.entries(g.variants)) {
       if (v.storeCallsPerRequest && v.storeSyncUsPerRequestByMethod) {
         out.push(`  store calls per request, ${label}: ${largestFirst(v.storeCallsPerRequest)}; sync µs per request: ${largestFirst(v.storeSyncUsPerRequestByMethod, 0)}`);
@@ -509,11 +597,13 @@ export function formatReport(summary: BenchSummary, header: string): string {
     );
     out.push(
       table(
-        ['variant', 'jobs/s median', 'min–max', 'gateway CPU', 'store (share)', 'PG server CPU', 'worker CPU', 'jobs/take', '/run jobs/s', '/run CPU µs/job', 'WARN/ERROR'],
+        ['variant', 'jobs/s median', 'min–max', '× floor', '× floor per round', 'gateway CPU', 'store (share)', 'PG server CPU', 'worker CPU', 'jobs/take', '/run jobs/s', '/run CPU µs/job', 'WARN/ERROR'],
         Object.entries(gt.variants).map(([label, v]) => [
           label,
           fmt(v.jobsPerSecond.median, 0),
           range(v.jobsPerSecond, 0),
+          `×${fmt(v.vsFloor.ofMedians, 2)}`,
+          ratioSpread(v.vsFloor),
           fmt(v.gatewayCpuUsPerJob, 0),
           `${fmt(v.storeSyncUsPerJob, 0)} (${fmt(v.storeShare * 100, 0)} %)`,
           v.postgresCpuUsPerJob === null ? '—' : fmt(v.postgresCpuUsPerJob, 0),
@@ -529,12 +619,44 @@ export function formatReport(summary: BenchSummary, header: string): string {
       '  gateway CPU: process.cpuUsage() of the bench process, which during the drain runs only the gateway; store: wall time inside synchronous',
       '  store calls (SQLite: all of its work; PostgreSQL: query building only, the server\'s own CPU is "PG server CPU", every postgres process)',
       '  /run CPU: this process while queueing, gateway + the in-process HTTP client',
+      '  × floor: jobs/s ÷ the in-memory floor of the same workers and concurrency (table below); per round: median [min–max] of pairwise ratios',
     );
     for (const label of Object.keys(gt.variants).filter((l) => / 4w c=8$/.test(l))) {
       const v = gt.variants[label]!;
       out.push(`  store calls per job, ${label}: ${largestFirst(v.storeCallsPerJob)}; sync µs per job: ${largestFirst(v.storeSyncUsPerJobByMethod, 0)}`);
     }
     out.push(...gt.skipped.map((s) => `  skipped: ${s}`), '');
+    out.push(
+      'In-memory floor — the same N worker processes (bundle, command, env) on one node:http job server in this process (in-memory queue,',
+      '  no store, no hono): the same warm-up and 1000 jobs through its /run, takes held, then released; first take → last job-done;',
+      '  in the same rounds as the gateway variants; CPU columns µs per job over the drain',
+    );
+    out.push(
+      table(
+        ['floor', 'jobs/s median', 'min–max', 'server CPU', 'worker CPU', 'server + workers', 'cores busy', 'CPU-bound jobs/s', 'jobs/take', 'empty takes/job', '/run jobs/s', '/run CPU µs/job', 'WARN/ERROR'],
+        Object.entries(gt.floors).map(([label, f]) => [
+          label,
+          fmt(f.jobsPerSecond.median, 0),
+          range(f.jobsPerSecond, 0),
+          fmt(f.serverCpuUsPerJob, 0),
+          fmt(f.workerCpuUsPerJob, 0),
+          fmt(f.serverCpuUsPerJob + f.workerCpuUsPerJob, 0),
+          fmt(f.coresBusy, 2),
+          fmt(f.cpuBoundJobsPerSecond, 0),
+          fmt(f.jobsPerTake, 2),
+          fmt(f.emptyTakesPerJob, 3),
+          fmt(f.enqueuePerSecond.median, 0),
+          fmt(f.enqueueCpuUsPerJob, 0),
+          `${f.warnLines}/${f.errorLines}`,
+        ]),
+      ),
+    );
+    out.push(
+      '  server CPU: process.cpuUsage() of the bench process, which during the drain runs only the floor server; worker CPU: the N workers, /proc',
+      '  server + workers: all the CPU a job costs in the floor (the workers\' share is paid whatever serves them); cores busy: jobs/s × that;',
+      `  CPU-bound jobs/s: ${gt.cores} cores ÷ that, the rate if server and workers kept every core busy (${gt.cores} = os.availableParallelism())`,
+      '',
+    );
     out.push('Gateway CPU per job — medians over every run of the store above, µs');
     out.push(
       table(

@@ -10,6 +10,7 @@
  * npm run bench -- --quick            # smoke run
  * npm run bench -- --only=throughput
  * npm run bench -- --only=gateway-runsync,gateway-throughput
+ * npm run bench -- --only=stream-latency   # chunk POST → client: SSE, long-poll, runpod-sdk
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -21,7 +22,10 @@ import { measureThroughput, type ThroughputResult } from './job-throughput.ts';
 import { killGatewayWorkers, prepareGatewayBench, type GatewayBenchSetup } from './gateway-harness.ts';
 import { measureGatewayRunsync, type GatewayRunsyncResult } from './gateway-runsync.ts';
 import { measureGatewayThroughput, type GatewayThroughputResult } from './gateway-throughput.ts';
+import { formatModelsPull, measureModelsPull, summarizeModelsPull, type ModelsPullResult } from './models-pull.ts';
+import { formatExampleTts, measureExampleTts, type ExampleTtsResult } from './example-tts.ts';
 import { formatReport, summarize } from './report.ts';
+import { formatStreamLatency, measureStreamLatency, summarizeStreamLatency, type StreamLatencyResult } from './stream-latency.ts';
 import { measureTakeLatency, type TakeLatencyResult } from './take-latency.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
@@ -37,6 +41,9 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
     throughput?: ThroughputResult;
     gatewayRunsync?: GatewayRunsyncResult;
     gatewayThroughput?: GatewayThroughputResult;
+    streamLatency?: StreamLatencyResult;
+    modelsPull?: ModelsPullResult;
+    exampleTts?: ExampleTtsResult;
   } = {};
 
   if (config.only.includes('cold-start')) {
@@ -68,6 +75,8 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
         progress(`gateway throughput: ${jobs} jobs per run, ${rounds} rounds`);
         results.gatewayThroughput = await measureGatewayThroughput(config, setup, (round, run, variant) =>
           progress(`  round ${round + 1} ${variant.label}: ${run.jobsPerSecond.toFixed(0)} jobs/s, gateway ${run.gatewayCpuUsPerJob.toFixed(0)} µs CPU/job`),
+          (round, run, variant) =>
+            progress(`  round ${round + 1} ${variant.label}: ${run.jobsPerSecond.toFixed(0)} jobs/s, server ${run.serverCpuUsPerJob.toFixed(0)} µs CPU/job, workers ${run.workerCpuUsPerJob.toFixed(0)}`),
         );
       }
     } finally {
@@ -75,7 +84,20 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
     }
   }
 
-  const summary = summarize(results);
+  if (config.only.includes('stream-latency')) {
+    const { rounds, chunksPerJob } = config.streamLatency;
+    progress(`stream latency: ${rounds} rounds × ${chunksPerJob} chunks per client`);
+    results.streamLatency = await measureStreamLatency(config, progress);
+  }
+
+  if (config.only.includes('models-pull')) results.modelsPull = await measureModelsPull(config, processes, progress);
+
+  if (config.only.includes('example-tts')) {
+    progress(`example-tts: ${config.exampleTts.rounds} cold starts, ${config.exampleTts.warmJobs} warm jobs`);
+    results.exampleTts = await measureExampleTts(config, processes, progress);
+  }
+
+  const summary = { ...summarize(results), ...(results.streamLatency ? { streamLatency: summarizeStreamLatency(results.streamLatency) } : {}) };
   const loadAfter = os.loadavg();
   const durationS = (performance.now() - t0) / 1000;
   const cpus = os.cpus();
@@ -84,6 +106,12 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
     `node ${process.version}, ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, load avg ${loadBefore[0]!.toFixed(2)} → ${loadAfter[0]!.toFixed(2)}, ${durationS.toFixed(0)} s`,
   ].join('\n');
   process.stdout.write(formatReport(summary, header) + '\n');
+  if (summary.streamLatency && results.streamLatency) process.stdout.write(formatStreamLatency(summary.streamLatency, results.streamLatency) + '\n');
+  if (results.modelsPull) {
+    Object.assign(summary, { modelsPull: summarizeModelsPull(results.modelsPull) });
+    process.stdout.write(formatModelsPull(results.modelsPull) + '\n');
+  }
+  if (results.exampleTts) process.stdout.write(formatExampleTts(results.exampleTts) + '\n');
 
   const dir = path.join(config.repoRoot, 'bench/results');
   mkdirSync(dir, { recursive: true });

@@ -28,7 +28,7 @@ if (files.length === 0) {
 }
 const result = spawnSync(
   process.execPath,
-  ['--conditions=kiln-source', '--import', 'tsx', '--test', '--test-concurrency=2', ...flags, ...files.map((f) => path.relative(root, f))],
+  ['--conditions=kiln-source', '--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=180000', ...flags, ...files.map((f) => path.relative(root, f))],
   { cwd: root, stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

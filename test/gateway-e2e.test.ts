@@ -1,7 +1,7 @@
 // The gateway end to end: real sockets, real echo worker processes spawned by the process driver,
 // a real SQLite file. What a user of `kiln dev` and RunPod's clients would see.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -11,17 +11,35 @@ import { Gateway, parseConfig } from '@kiln/gateway';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ECHO = path.join(ROOT, 'examples/echo');
 
+// A RunPod worker that answers each job with the environment variables its input names.
+const ENV_WORKER = `
+const auth = process.env.RUNPOD_AI_API_KEY;
+for (;;) {
+  const res = await fetch(process.env.RUNPOD_WEBHOOK_GET_JOB + '&job_in_progress=0', { headers: { authorization: auth } });
+  if (res.status !== 200) { await res.arrayBuffer(); continue; }
+  const job = await res.json();
+  const output = Object.fromEntries(job.input.names.map((n) => [n, process.env[n] ?? null]));
+  await fetch(process.env.RUNPOD_WEBHOOK_POST_OUTPUT.replace('$ID', job.id) + '&isStream=false', { method: 'POST', headers: { authorization: auth }, body: JSON.stringify({ output }) });
+}
+`;
+
 let gateway: Gateway;
 let dir: string;
 let base: string;
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-e2e-'));
+  await writeFile(path.join(dir, 'env-worker.mjs'), ENV_WORKER);
   const config = parseConfig(
     {
       endpoints: {
         echo: { worker: { command: `${process.execPath} dist/worker.js`, cwd: ECHO }, workersMin: 0, workersMax: 2, idleTimeout: 2, scaler: { type: 'QUEUE_DELAY', value: 1 } },
         solo: { worker: { command: `${process.execPath} dist/worker.js`, cwd: ECHO }, workersMin: 1, workersMax: 1, idleTimeout: 60 },
+        env: {
+          worker: { command: `${process.execPath} env-worker.mjs` },
+          volumes: { models: { mountPath: '/runpod-volume', local: 'volumes/models' } },
+          env: { HF_HOME: '/cache/hf' },
+        },
       },
       gateway: { port: 0, pingIntervalMs: 1000, pingTimeoutMs: 5000, stopGraceMs: 2000 },
     },
@@ -162,4 +180,16 @@ test('health counts jobs and workers; worker logs are readable per job', async (
   const lines = await gateway.store.readLogs({ endpoint: 'echo', jobId: String(sync['id']) });
   assert.ok(lines.some((l) => l.line.includes('echoing 6 characters')), 'the handler’s log line, tagged with its job');
   assert.ok(lines.every((l) => l.jobId === String(sync['id'])));
+});
+
+test('a spawned worker gets the RunPod variables, its endpoint env, and KILN_VOLUME = the endpoint\'s models volume; not the gateway\'s env', async () => {
+  const names = ['RUNPOD_ENDPOINT_ID', 'RUNPOD_POD_ID', 'KILN_VOLUME', 'HF_HOME', 'NODE_TEST_CONTEXT'];
+  const { json } = await call('POST', `${base}/env/runsync`, { input: { names } });
+  assert.equal(json['status'], 'COMPLETED');
+  const env = json['output'] as Record<string, string | null>;
+  assert.equal(env['RUNPOD_ENDPOINT_ID'], 'env');
+  assert.equal(env['RUNPOD_POD_ID'], json['workerId']);
+  assert.equal(env['KILN_VOLUME'], path.join(dir, 'volumes/models'));
+  assert.equal(env['HF_HOME'], '/cache/hf');
+  assert.equal(env['NODE_TEST_CONTEXT'], null, 'the gateway process\'s own environment is not passed on');
 });

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { readWorkerEnvironment, runWorkerAsMain, WORKER_USAGE } from '@kiln/worker';
 import type { GatewayCommandOptions } from './gateway-commands.ts';
+import { registerJobCommands } from './job-cli.ts';
 import { loadWorker } from './load-worker.ts';
+import { registerModelsCommands } from './models-commands.ts';
 
 /** The CLI's version, from its package.json. */
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -49,6 +51,9 @@ export async function main(argv: readonly string[]): Promise<number> {
         exitCode = await (name === 'serve' ? commands.serveCommand : commands.devCommand)(options, process.env);
       });
   }
+
+  registerJobCommands(program, { stdout: process.stdout, stderr: process.stderr, env: process.env }, (code) => (exitCode = code));
+  registerModelsCommands(program, { stdout: process.stdout, stderr: process.stderr, env: process.env }, (code) => (exitCode = code));
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -1,10 +1,23 @@
 import { Hono } from 'hono';
+import { JOB_STATES, isJobState } from '@kiln/protocol';
+import type { JobState } from '@kiln/protocol';
 import { clientAuth } from './client-api.ts';
-import { EndpointNotFoundError, InvalidRequestError } from './errors.ts';
+import { EndpointNotFoundError, InvalidRequestError, JobNotFoundError, WebhookDeliveryNotFoundError } from './errors.ts';
 import type { GatewayContext } from './http-app.ts';
+import type { JobListCursor, JobSummary, WebhookDeliveryState } from './job-store.ts';
+import { toStatusObject } from './status-view.ts';
 
 /** Most log lines one request returns. */
 export const MAX_LOG_LINES = 1000;
+/** Webhook deliveries per listing, unless `limit` says otherwise. */
+export const DEFAULT_WEBHOOK_PAGE = 100;
+/** Most webhook deliveries one listing holds. */
+export const MAX_WEBHOOK_PAGE = 1000;
+const WEBHOOK_DELIVERY_STATES: readonly WebhookDeliveryState[] = ['pending', 'delivered', 'failed'];
+/** Jobs per page of the job listing, unless `limit` says otherwise. */
+export const DEFAULT_JOB_PAGE = 50;
+/** Most jobs one page of the job listing holds. */
+export const MAX_JOB_PAGE = 500;
 
 /**
  * kiln's own API beside RunPod's, under `/kiln/v1`, with the client API's auth: an endpoint's
@@ -13,6 +26,10 @@ export const MAX_LOG_LINES = 1000;
  * @example
  * GET /kiln/v1/endpoints/tts/logs?jobId=…&after=120   → { lines: […], next: 164 }
  * GET /kiln/v1/endpoints/tts/workers                  → { workers: […] }
+ * GET /kiln/v1/endpoints/tts/webhooks?state=failed    → { deliveries: […] }
+ * POST /kiln/v1/webhooks/:deliveryId/redeliver        → the delivery, pending again
+ * GET /kiln/v1/endpoints/tts/jobs?status=IN_QUEUE,IN_PROGRESS&limit=50&cursor=…  → { jobs: […], next: '…' | null }
+ * GET /kiln/v1/endpoints/tts/jobs/:id                 → the job's whole record
  */
 export function createAdminApi(ctx: GatewayContext): Hono {
   const app = new Hono();
@@ -50,12 +67,123 @@ export function createAdminApi(ctx: GatewayContext): Hono {
     return c.json({ lines, next: lines.at(-1)?.seq ?? after });
   });
 
+  // Newest first, keyset-paged: `next` is the cursor of the page after this one, null on the last.
+  app.get('/endpoints/:endpoint/jobs', async (c) => {
+    const endpoint = knownEndpoint(ctx, c.req.param('endpoint'));
+    const statuses = statusesParam(c.req.query('status'));
+    const limit = integerParam(c.req.query('limit'), 'limit', DEFAULT_JOB_PAGE);
+    if (limit < 1 || limit > MAX_JOB_PAGE) throw new InvalidRequestError('limit', `must be from 1 to ${MAX_JOB_PAGE}, got ${limit}`);
+    const cursor = c.req.query('cursor');
+    const after = cursor === undefined || cursor === '' ? undefined : decodeCursor(cursor);
+    // One more than the page: whether it exists says if there is a next page.
+    const found = await ctx.store.listJobs({ endpoint, limit: limit + 1, ...(statuses ? { statuses } : {}), ...(after ? { after } : {}) });
+    const page = found.slice(0, limit);
+    const last = page.at(-1);
+    const now = ctx.clock.now();
+    return c.json({ jobs: page.map((job) => toListedJob(job, now)), next: found.length > limit && last ? encodeCursor(last) : null });
+  });
+
+  app.get('/endpoints/:endpoint/jobs/:id', async (c) => {
+    const endpoint = knownEndpoint(ctx, c.req.param('endpoint'));
+    const id = c.req.param('id');
+    const job = await ctx.store.get(endpoint, id);
+    if (!job) throw new JobNotFoundError(endpoint, id);
+    const { s3Config, streamSeq, progressSeq, ...record } = job;
+    const { delayTime = null, executionTime = null } = toStatusObject(job, ctx.clock.now());
+    return c.json({
+      ...record,
+      // The bucket's secret stays in the store.
+      s3Config: s3Config && { ...s3Config, accessSecret: '[redacted]' },
+      delayTime,
+      executionTime,
+      streamChunks: streamSeq,
+      progressUpdates: progressSeq,
+    });
+  });
+
+  // The webhook outbox of an endpoint, newest first, without payloads.
+  app.get('/endpoints/:endpoint/webhooks', async (c) => {
+    const endpoint = knownEndpoint(ctx, c.req.param('endpoint'));
+    const state = deliveryStateParam(c.req.query('state'));
+    const limit = integerParam(c.req.query('limit'), 'limit', DEFAULT_WEBHOOK_PAGE);
+    if (limit < 1 || limit > MAX_WEBHOOK_PAGE) throw new InvalidRequestError('limit', `must be from 1 to ${MAX_WEBHOOK_PAGE}, got ${limit}`);
+    const deliveries = await ctx.store.listWebhookDeliveries({ endpoint, limit, ...(state ? { state } : {}) });
+    return c.json({ deliveries });
+  });
+
+  // Back to pending with its attempts reset, whatever its state: sent again at once.
+  app.post('/webhooks/:deliveryId/redeliver', async (c) => {
+    const id = c.req.param('deliveryId');
+    const delivery = await ctx.store.redeliverWebhook(id, ctx.clock.now());
+    if (!delivery) throw new WebhookDeliveryNotFoundError(id);
+    ctx.webhooks?.wake();
+    const { payload: _payload, ...summary } = delivery;
+    return c.json(summary);
+  });
+
   return app;
+}
+
+/** `state=failed` → the state; undefined (every state) when absent or empty. */
+function deliveryStateParam(raw: string | undefined): WebhookDeliveryState | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const state = WEBHOOK_DELIVERY_STATES.find((s) => s === raw);
+  if (state === undefined) throw new InvalidRequestError('state', `must be one of ${WEBHOOK_DELIVERY_STATES.join(', ')}; got '${raw}'`);
+  return state;
 }
 
 function knownEndpoint(ctx: GatewayContext, name: string): string {
   if (!Object.hasOwn(ctx.config.endpoints, name)) throw new EndpointNotFoundError(name);
   return name;
+}
+
+/** A job as one row of the listing: fixed keys, null where unknown. */
+function toListedJob(job: JobSummary, now: number) {
+  const { delayTime = null, executionTime = null } = toStatusObject(job, now);
+  return {
+    id: job.id,
+    status: job.status,
+    createdAt: job.createdAt,
+    queuedAt: job.queuedAt,
+    takenAt: job.takenAt,
+    finishedAt: job.finishedAt,
+    workerId: job.workerId,
+    attempts: job.attempts,
+    retries: job.retries,
+    delayTime,
+    executionTime,
+    error: job.error,
+  };
+}
+
+/** `status=IN_QUEUE,COMPLETED` → the states; undefined (every state) when absent or empty. */
+function statusesParam(raw: string | undefined): JobState[] | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const states = raw.split(',').map((s) => s.trim());
+  const bad = states.find((s) => !isJobState(s));
+  if (bad !== undefined) throw new InvalidRequestError('status', `must be a comma-separated list of ${JOB_STATES.join(', ')}; got '${bad}'`);
+  return states as JobState[];
+}
+
+/** The opaque `cursor` of the job listing: base64url of `[createdAt, id]` of the last job of a page. */
+function encodeCursor(job: JobListCursor): string {
+  return Buffer.from(JSON.stringify([job.createdAt, job.id])).toString('base64url');
+}
+
+function decodeCursor(raw: string): JobListCursor {
+  const refused = (options?: { cause: unknown }) =>
+    new InvalidRequestError('cursor', 'is not a cursor from this listing (pass the `next` of the previous page as is)', options);
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+  } catch (cause) {
+    throw refused({ cause });
+  }
+  // Node's base64url decoder skips characters it does not know: only a cursor it would have made is accepted.
+  if (!Array.isArray(value) || value.length !== 2 || !Number.isSafeInteger(value[0]) || typeof value[1] !== 'string') throw refused();
+  const cursor = { createdAt: value[0] as number, id: value[1] };
+  if (encodeCursor(cursor) !== raw) throw refused();
+  return cursor;
 }
 
 function integerParam(raw: string | undefined, field: string, fallback: number): number {

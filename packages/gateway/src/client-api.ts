@@ -1,8 +1,8 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
 import type { Context, MiddlewareHandler } from 'hono';
-import { CLIENT_LIMITS, isTerminalState, parseRunRequest, parseRunsyncWait } from '@kiln/protocol';
-import type { RunPolicy, S3Config } from '@kiln/protocol';
+import { CLIENT_LIMITS, DEFAULT_WEBHOOK_EVENTS, isTerminalState, parseRunRequest, parseRunsyncWait } from '@kiln/protocol';
+import type { RunPolicy, S3Config, WebhookEvent } from '@kiln/protocol';
 import type { EndpointConfig } from './config.ts';
 import {
   EndpointNotFoundError,
@@ -15,6 +15,7 @@ import {
 } from './errors.ts';
 import type { GatewayContext } from './http-app.ts';
 import type { JobRecord } from './job-store.ts';
+import { acceptsEventStream, respondWithJobEvents } from './sse-stream.ts';
 import { toStatusObject } from './status-view.ts';
 
 /** How long `/stream` holds a request without new chunks before answering with an empty `stream`. */
@@ -27,7 +28,8 @@ const STREAM_MARK_PRUNE_EVERY_MS = 60_000;
 /**
  * RunPod's endpoint API under `/:endpoint/…` (mount under `/v2`): run, runsync, status,
  * status-sync, stream, cancel, retry, purge-queue, health. Success is always HTTP 200 with
- * JSON; failures are thrown as gateway errors for the app's single error handler.
+ * JSON; failures are thrown as gateway errors for the app's single error handler. `/stream` with
+ * `Accept: text/event-stream` is kiln's addition: server-sent events (see `respondWithJobEvents`).
  *
  * @example
  * app.route('/v2', createClientApi(ctx));
@@ -71,6 +73,8 @@ export function createClientApi(ctx: GatewayContext): Hono {
   api.on(['GET', 'POST'], '/:endpoint/stream/:id', auth, async function streamChunks(c) {
     const endpoint = requireEndpoint(ctx, c.req.param('endpoint'));
     const id = c.req.param('id');
+    // SSE only when asked for by name: RunPod's clients send `*/*` and expect the long-poll's JSON.
+    if (acceptsEventStream(c.req.header('accept'))) return respondWithJobEvents(ctx, endpoint.name, id, c.req.raw);
     const hold = parseStreamWait(c.req.query('wait'));
     const deadline = ctx.clock.now() + hold;
     const signal = c.req.raw.signal;
@@ -163,6 +167,7 @@ async function submit(ctx: GatewayContext, c: Context, endpoint: EndpointConfig,
     endpoint: endpoint.name,
     input: request.input,
     webhook: request.webhook ?? null,
+    webhookEvents: request.webhookEvents ?? null,
     policy: request.policy ?? {},
     s3Config: request.s3Config ?? null,
     createdAt: now,
@@ -171,8 +176,8 @@ async function submit(ctx: GatewayContext, c: Context, endpoint: EndpointConfig,
     idempotencyKey: key ?? null,
   });
   if (!created && key !== undefined) {
-    const sent = fingerprint(request.input, request.webhook ?? null, request.policy ?? {}, request.s3Config ?? null);
-    if (sent !== fingerprint(job.input, job.webhook, job.policy, job.s3Config)) throw new IdempotencyConflictError(key, job.id);
+    const sent = fingerprint(request.input, request.webhook ?? null, request.webhookEvents ?? DEFAULT_WEBHOOK_EVENTS, request.policy ?? {}, request.s3Config ?? null);
+    if (sent !== fingerprint(job.input, job.webhook, job.webhookEvents, job.policy, job.s3Config)) throw new IdempotencyConflictError(key, job.id);
     ctx.log.info(`Idempotency-Key reused: answering with job ${job.id}`, { endpoint: endpoint.name, jobId: job.id });
   }
   return job;
@@ -291,10 +296,11 @@ function idempotencyKeyOf(header: string | undefined): string | undefined {
 }
 
 /** What makes two submissions "the same request" for `Idempotency-Key`. */
-function fingerprint(input: unknown, webhook: string | null, policy: RunPolicy, s3Config: S3Config | null): string {
+function fingerprint(input: unknown, webhook: string | null, webhookEvents: readonly WebhookEvent[], policy: RunPolicy, s3Config: S3Config | null): string {
   return canonicalJson({
     input,
     webhook,
+    webhookEvents: [...new Set(webhookEvents)].sort(),
     policy: { executionTimeout: policy.executionTimeout ?? null, ttl: policy.ttl ?? null, lowPriority: policy.lowPriority ?? false },
     s3Config,
   });

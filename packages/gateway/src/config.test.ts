@@ -47,6 +47,7 @@ describe('parseConfig defaults', () => {
       pingTimeoutMs: 30_000,
       takeHoldMs: 30_000,
       stopGraceMs: 10_000,
+      webhooks: { maxAttempts: 8, timeoutMs: 10_000, initialDelayMs: 5000, backoffFactor: 2 },
     });
     assert.deepEqual(config.models, {});
     assert.deepEqual(config.pricing, {});
@@ -262,5 +263,42 @@ describe('loadConfig', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('gateway.webhooks', () => {
+  const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+
+  it('takes retry settings and a whsec_ secret; KILN_WEBHOOK_SECRET wins over the file', () => {
+    const webhooks = { secret, maxAttempts: 3, timeoutMs: 2000, initialDelayMs: 100, backoffFactor: 1.5 };
+    assert.deepEqual(parseConfig({ gateway: { webhooks } }, { baseDir: '/', env: {} }).gateway.webhooks, webhooks);
+    const other = `whsec_${Buffer.alloc(24, 1).toString('base64')}`;
+    assert.equal(parseConfig({ gateway: { webhooks: { secret } } }, { baseDir: '/', env: { KILN_WEBHOOK_SECRET: other } }).gateway.webhooks.secret, other);
+    assert.equal(parseConfig({}, { baseDir: '/', env: { KILN_WEBHOOK_SECRET: other } }).gateway.webhooks.secret, other);
+    assert.equal('secret' in parseConfig({}, { baseDir: '/', env: { KILN_WEBHOOK_SECRET: '' } }).gateway.webhooks, false);
+  });
+
+  it('refuses a secret that is not whsec_ + base64 of 24 to 64 bytes, without showing it', () => {
+    const rule = 'must be whsec_ followed by the base64 of a 24- to 64-byte key';
+    for (const bad of ['plain-secret', `whsec_${Buffer.alloc(16).toString('base64')}`, `whsec_${Buffer.alloc(65).toString('base64')}`, 'whsec_not base64!', '']) {
+      const [issue, ...rest] = issuesOf({ gateway: { webhooks: { secret: bad } } });
+      assert.deepEqual(rest, []);
+      assert.ok(issue?.startsWith(`gateway.webhooks.secret: (hidden) is not allowed: ${rule}, e.g.`), issue);
+    }
+    const [fromEnv] = issuesOf({}, { KILN_WEBHOOK_SECRET: 'nope' });
+    assert.match(fromEnv ?? '', /^gateway\.webhooks\.secret: \(hidden\) is not allowed: .*\(read from KILN_WEBHOOK_SECRET\)/);
+    assert.deepEqual(issuesOf({ gateway: { webhooks: { secret: 42 } } }), [
+      'gateway.webhooks.secret: (hidden) is not allowed: must be a Standard Webhooks secret: whsec_ followed by base64',
+    ]);
+  });
+
+  it('names the key, the value and the range of a bad retry setting', () => {
+    assert.deepEqual(issuesOf({ gateway: { webhooks: { maxAttempts: 0, timeoutMs: 500, initialDelayMs: 1.5, backoffFactor: 0.5, retries: 3 } } }), [
+      'gateway.webhooks.maxAttempts: 0 is not allowed: must be an integer from 1 to 100',
+      'gateway.webhooks.timeoutMs: 500 is not allowed: must be an integer from 1000 to 300000 (ms)',
+      'gateway.webhooks.initialDelayMs: 1.5 is not allowed: must be an integer from 100 to 3600000 (ms)',
+      'gateway.webhooks.backoffFactor: 0.5 is not allowed: must be a number from 1 to 10',
+      'gateway.webhooks.retries: 3 is not allowed: is not a known setting (check its spelling)',
+    ]);
   });
 });

@@ -34,7 +34,20 @@ export const CONFIG_LIMITS = {
   /** Take/stop long-polls must end before the SDK's own 90 s cut. */
   takeHoldMs: { min: 0, max: 85_000, default: 30_000 },
   stopGraceMs: { min: 0, max: 600_000, default: 10_000 },
+  /** Webhook tries in all; with the delays below, 8 tries span about 10 minutes. */
+  webhookMaxAttempts: { min: 1, max: 100, default: 8 },
+  /** A receiver that has not answered within this is cut off (and the call retried). */
+  webhookTimeoutMs: { min: 1000, max: 300_000, default: 10_000 },
+  /** Delay before the second try; each later delay is the previous one times the factor. */
+  webhookInitialDelayMs: { min: 100, max: 3_600_000, default: 5000 },
+  webhookBackoffFactor: { min: 1, max: 10, default: 2 },
 } as const;
+
+/** The environment variable that holds the webhook signing secret (it wins over `gateway.webhooks.secret`). */
+export const WEBHOOK_SECRET_ENV = 'KILN_WEBHOOK_SECRET';
+// Standard Webhooks: a key of 24 to 64 bytes, written as `whsec_` + base64.
+const WEBHOOK_SECRET_PATTERN = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
+const WEBHOOK_KEY_BYTES = { min: 24, max: 64 } as const;
 
 /** Default SQLite file, relative to the config file's folder. */
 export const DEFAULT_SQLITE_PATH = '.kiln/kiln.db';
@@ -94,6 +107,16 @@ export interface EndpointConfig {
 /** A worker environment value: a literal, or a reference to a secret held in the environment. */
 export type EnvValue = string | { readonly secret: string };
 
+/** How job webhooks are signed and retried. */
+export interface WebhookSettings {
+  /** Standard Webhooks secret (`whsec_…`, from config or `KILN_WEBHOOK_SECRET`); unset ⇒ deliveries go out unsigned. */
+  readonly secret?: string;
+  readonly maxAttempts: number;
+  readonly timeoutMs: number;
+  readonly initialDelayMs: number;
+  readonly backoffFactor: number;
+}
+
 /** Settings of the gateway process itself. */
 export interface GatewaySettings {
   readonly host: string;
@@ -117,6 +140,7 @@ export interface GatewaySettings {
   /** How long job-take and job-stop long-polls are held before answering 204. */
   readonly takeHoldMs: number;
   readonly stopGraceMs: number;
+  readonly webhooks: WebhookSettings;
 }
 
 /** The whole parsed config: deeply frozen, every path absolute. */
@@ -167,8 +191,8 @@ export function formatIssue(issue: ConfigIssue): string {
 }
 
 function describeValue(key: string, value: unknown): string {
-  // API keys must not end up in logs through an error message.
-  if (/^gateway\.apiKeys\b/.test(key)) return '(hidden)';
+  // API keys and the webhook secret must not end up in logs through an error message.
+  if (/^gateway\.(apiKeys|webhooks\.secret)\b/.test(key)) return '(hidden)';
   let text: string;
   try {
     text = JSON.stringify(value) ?? String(value);
@@ -184,6 +208,11 @@ function describeValue(key: string, value: unknown): string {
 function int(bounds: { min: number; max: number }, unit?: string) {
   const rule = `must be an integer from ${bounds.min} to ${bounds.max}${unit === undefined ? '' : ` (${unit})`}`;
   return z.number({ error: rule }).int({ error: rule }).min(bounds.min, { error: rule }).max(bounds.max, { error: rule });
+}
+
+function numberInRange(bounds: { min: number; max: number }) {
+  const rule = `must be a number from ${bounds.min} to ${bounds.max}`;
+  return z.number({ error: rule }).min(bounds.min, { error: rule }).max(bounds.max, { error: rule });
 }
 
 function nonEmptyString(rule = 'must be a non-empty string') {
@@ -278,6 +307,23 @@ const gatewaySchema = z.strictObject(
     pingTimeoutMs: int(CONFIG_LIMITS.pingTimeoutMs, 'ms').default(CONFIG_LIMITS.pingTimeoutMs.default),
     takeHoldMs: int(CONFIG_LIMITS.takeHoldMs, 'ms').default(CONFIG_LIMITS.takeHoldMs.default),
     stopGraceMs: int(CONFIG_LIMITS.stopGraceMs, 'ms').default(CONFIG_LIMITS.stopGraceMs.default),
+    webhooks: z
+      .strictObject(
+        {
+          secret: z.string({ error: `must be a Standard Webhooks secret: whsec_ followed by base64` }).optional(),
+          maxAttempts: int(CONFIG_LIMITS.webhookMaxAttempts).default(CONFIG_LIMITS.webhookMaxAttempts.default),
+          timeoutMs: int(CONFIG_LIMITS.webhookTimeoutMs, 'ms').default(CONFIG_LIMITS.webhookTimeoutMs.default),
+          initialDelayMs: int(CONFIG_LIMITS.webhookInitialDelayMs, 'ms').default(CONFIG_LIMITS.webhookInitialDelayMs.default),
+          backoffFactor: numberInRange(CONFIG_LIMITS.webhookBackoffFactor).default(CONFIG_LIMITS.webhookBackoffFactor.default),
+        },
+        { error: 'must be an object { secret?, maxAttempts, timeoutMs, initialDelayMs, backoffFactor }' },
+      )
+      .default({
+        maxAttempts: CONFIG_LIMITS.webhookMaxAttempts.default,
+        timeoutMs: CONFIG_LIMITS.webhookTimeoutMs.default,
+        initialDelayMs: CONFIG_LIMITS.webhookInitialDelayMs.default,
+        backoffFactor: CONFIG_LIMITS.webhookBackoffFactor.default,
+      }),
   },
   { error: 'must be an object' },
 );
@@ -497,12 +543,34 @@ function resolveGateway(
     pingTimeoutMs: raw.pingTimeoutMs,
     takeHoldMs: raw.takeHoldMs,
     stopGraceMs: raw.stopGraceMs,
+    webhooks: resolveWebhooks(raw.webhooks, env, issues),
   };
   return {
     ...settings,
     ...(databaseUrl === undefined ? {} : { databaseUrl }),
     ...(raw.databaseSchema === undefined ? {} : { databaseSchema: raw.databaseSchema }),
   };
+}
+
+function resolveWebhooks(
+  raw: RawConfig['gateway']['webhooks'],
+  env: Readonly<Record<string, string | undefined>>,
+  issues: ConfigIssue[],
+): WebhookSettings {
+  const { secret: fromFile, ...retries } = raw;
+  const fromEnv = env[WEBHOOK_SECRET_ENV];
+  const secret = fromEnv !== undefined && fromEnv !== '' ? fromEnv : fromFile;
+  if (secret === undefined) return retries;
+  const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
+  if (!WEBHOOK_SECRET_PATTERN.test(secret) || key.length < WEBHOOK_KEY_BYTES.min || key.length > WEBHOOK_KEY_BYTES.max) {
+    const source = secret === fromEnv ? ` (read from ${WEBHOOK_SECRET_ENV})` : '';
+    issues.push({
+      key: 'gateway.webhooks.secret',
+      value: secret,
+      rule: `must be whsec_ followed by the base64 of a ${WEBHOOK_KEY_BYTES.min}- to ${WEBHOOK_KEY_BYTES.max}-byte key${source}, e.g. whsec_$(openssl rand -base64 32)`,
+    });
+  }
+  return { ...retries, secret };
 }
 
 /** Whether a database setting names PostgreSQL (`postgres://…` or `postgresql://…`). */

@@ -30,6 +30,17 @@ export class EndpointNotFoundError extends Error {
   }
 }
 
+/** No webhook delivery with this id (never existed, or a delivered one pruned after its retention). */
+export class WebhookDeliveryNotFoundError extends Error {
+  override readonly name = 'WebhookDeliveryNotFoundError';
+  readonly deliveryId: string;
+
+  constructor(deliveryId: string, options?: GatewayErrorOptions) {
+    super(`webhook delivery ${deliveryId} not found`, options);
+    this.deliveryId = deliveryId;
+  }
+}
+
 /** A request value breaks a rule; `field` names it (`policy.ttl`, `wait`, `body`, `Idempotency-Key`). */
 export class InvalidRequestError extends Error {
   override readonly name = 'InvalidRequestError';
@@ -98,6 +109,7 @@ export class IdempotencyConflictError extends Error {
 export type GatewayError =
   | JobNotFoundError
   | EndpointNotFoundError
+  | WebhookDeliveryNotFoundError
   | InvalidRequestError
   | PayloadTooLargeError
   | UnauthorizedError
@@ -138,6 +150,7 @@ export function toHttpResponse(err: unknown, log?: { error(message: string, fiel
   }
   if (err instanceof JobNotFoundError) return { status: 404, body: { error: err.message, code: 'job_not_found' } };
   if (err instanceof EndpointNotFoundError) return { status: 404, body: { error: err.message, code: 'endpoint_not_found' } };
+  if (err instanceof WebhookDeliveryNotFoundError) return { status: 404, body: { error: err.message, code: 'webhook_delivery_not_found' } };
   if (err instanceof PayloadTooLargeError) {
     return { status: 413, body: { error: err.message, code: 'payload_too_large', field: 'body' } };
   }

@@ -12,6 +12,7 @@ import { planScaling } from './scaling.ts';
 import { openSqliteStore } from './sqlite-store.ts';
 import { Supervisor } from './supervisor.ts';
 import { WorkerRegistry } from './worker-registry.ts';
+import { WebhookDispatcher } from './webhook-dispatcher.ts';
 
 /** A structured logger (pino-compatible subset). */
 export interface GatewayLogger {
@@ -57,6 +58,7 @@ export class Gateway {
   #store: JobStore | undefined;
   #app: Hono | undefined;
   #supervisor: Supervisor | undefined;
+  #webhooks: WebhookDispatcher | undefined;
   readonly #clock: Clock;
   readonly #log: GatewayLogger;
   readonly #tickMs: number;
@@ -95,6 +97,12 @@ export class Gateway {
     return this.#store;
   }
 
+  /** The webhook sender (after `start()`): `jobEvent` for start/progress/output calls; `tick()` in tests. */
+  get webhooks(): WebhookDispatcher {
+    if (!this.#webhooks) throw new Error('gateway not started');
+    return this.#webhooks;
+  }
+
   /** The HTTP app (after `start()`), for in-process requests. */
   get app(): Hono {
     if (!this.#app) throw new Error('gateway not started');
@@ -110,6 +118,7 @@ export class Gateway {
   async start(): Promise<string> {
     this.#store = this.#options.store ?? (await openConfiguredStore(this.config));
     await this.#store.migrate();
+    this.#webhooks = new WebhookDispatcher({ store: this.#store, settings: this.config.gateway.webhooks, clock: this.#clock, log: this.#log });
     const context: GatewayContext = {
       config: this.config,
       store: this.#store,
@@ -119,6 +128,7 @@ export class Gateway {
       events: this.events,
       log: this.#log,
       listWorkers: (endpoint) => this.registry.list(endpoint),
+      webhooks: this.#webhooks,
     };
     this.#app = createHttpApp(context);
     this.#supervisor = new Supervisor({
@@ -147,6 +157,7 @@ export class Gateway {
     this.#url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
     this.#unsubscribe = this.#store.onJobsAvailable(() => this.#requestScale());
     this.#ticking = this.#tickLoop();
+    this.#webhooks.start();
     return this.#url;
   }
 
@@ -162,6 +173,7 @@ export class Gateway {
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();
     });
+    await this.#webhooks?.stop();
     await this.#store?.close();
   }
 
@@ -236,6 +248,8 @@ export class Gateway {
     const base = `${this.#url}/v2/${endpoint}`;
     const gpu = encodeURIComponent(settings.gpu?.types?.[0] ?? 'local').replaceAll('%20', '+');
     const env: Record<string, string> = {
+      // Where `@kiln/models`' ensure() finds and puts weights: the endpoint's models volume, as RunPod mounts it.
+      ...(settings.volumes['models'] ? { KILN_VOLUME: settings.volumes['models'].local } : {}),
       ...settings.resolvedEnv,
       RUNPOD_WEBHOOK_GET_JOB: `${base}/job-take/${workerId}?gpu=${gpu}`,
       RUNPOD_WEBHOOK_POST_OUTPUT: `${base}/job-done/${workerId}/$ID?gpu=${gpu}`,

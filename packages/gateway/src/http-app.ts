@@ -9,6 +9,7 @@ import type { JobEvents } from './job-events.ts';
 import type { JobStore } from './job-store.ts';
 import { createWorkerApi } from './worker-api.ts';
 import type { WorkerAccess, WorkerInfo } from './worker-registry.ts';
+import type { WebhookDispatcher } from './webhook-dispatcher.ts';
 import { createAdminApi } from './admin-api.ts';
 import { createWorkerRequestHandler } from './worker-http.ts';
 
@@ -33,6 +34,8 @@ export interface GatewayContext {
   log: HttpLogger;
   /** The endpoint's workers, for the admin API (absent in tests that have no registry). */
   listWorkers?(endpoint: string): WorkerInfo[];
+  /** The webhook sender: `jobEvent` for start/progress/output calls, `wake` after a redelivery (absent in tests without one). */
+  webhooks?: Pick<WebhookDispatcher, 'jobEvent' | 'wake'>;
 }
 
 /**

@@ -3,6 +3,7 @@ export type { SqliteStoreOptions } from './sqlite-store.ts';
 export { openPostgresStore } from './postgres-store.ts';
 export type { PostgresStoreOptions } from './postgres-store.ts';
 export type { EndpointCounts, JobRecord, JobResult, JobStore, LogLine, NewJob, RequeueOutcome, StreamChunk } from './job-store.ts';
+export type { JobListCursor, JobListQuery, JobSummary } from './job-store.ts';
 export { CONFIG_LIMITS, ConfigError, DEFAULT_SQLITE_PATH, ENDPOINT_NAME_PATTERN, formatIssue, isLoopbackHost, isPostgresUrl, loadConfig, parseConfig } from './config.ts';
 export type { ConfigIssue, EndpointConfig, EnvValue, GatewayConfig, GatewaySettings, GpuConfig, ParseConfigOptions, ScalerConfig, VolumeConfig, WorkerCommandConfig } from './config.ts';
 export {
@@ -20,6 +21,8 @@ export { JOB_EVENTS_RECHECK_MS, JobEvents } from './job-events.ts';
 export { createHttpApp, createNodeRequestListener } from './http-app.ts';
 export type { GatewayContext, HttpLogger } from './http-app.ts';
 export { STREAM_HOLD_MS, createClientApi } from './client-api.ts';
+export { SSE_PING_MS, acceptsEventStream, formatEventId, parseLastEventId, respondWithJobEvents } from './sse-stream.ts';
+export type { SsePosition } from './sse-stream.ts';
 export { MAX_BATCH_SIZE, WORKER_ROUTES, answerWorkerCall, createWorkerApi } from './worker-api.ts';
 export type { TakenJob, WorkerCall, WorkerReply, WorkerRoute } from './worker-api.ts';
 export { toStatusObject } from './status-view.ts';
@@ -30,3 +33,17 @@ export type { SupervisionSettings } from './supervisor.ts';
 export { WorkerRegistry } from './worker-registry.ts';
 export type { WorkerAccess, WorkerInfo, WorkerState } from './worker-registry.ts';
 export { createAdminApi, MAX_LOG_LINES } from './admin-api.ts';
+export { DEFAULT_JOB_PAGE, MAX_JOB_PAGE } from './admin-api.ts';
+export { DELIVERED_WEBHOOK_RETENTION_MS, WEBHOOK_CONCURRENCY, WEBHOOK_POLL_MS, WebhookDispatcher, webhookBody } from './webhook-dispatcher.ts';
+export type { RunningJobEvent, WebhookDispatcherOptions } from './webhook-dispatcher.ts';
+export type {
+  NewWebhookDelivery,
+  WebhookAttemptFailure,
+  WebhookDelivery,
+  WebhookDeliveryQuery,
+  WebhookDeliveryState,
+  WebhookDeliverySummary,
+} from './job-store.ts';
+export { WEBHOOK_SECRET_ENV } from './config.ts';
+export type { WebhookSettings } from './config.ts';
+export { WebhookDeliveryNotFoundError } from './errors.ts';

@@ -1,5 +1,5 @@
-import type { JobState } from '@kiln/protocol';
-import type { JobRecord } from './job-store.ts';
+import { DEFAULT_WEBHOOK_EVENTS, type JobState } from '@kiln/protocol';
+import type { JobRecord, JobSummary } from './job-store.ts';
 
 /** A `jobs` row as both adapters read it: JSON columns as text; `low_priority` is 0/1 in SQLite, a boolean in PostgreSQL. */
 export interface JobRow {
@@ -8,6 +8,8 @@ export interface JobRow {
   status: JobState;
   input: string;
   webhook: string | null;
+  /** JSON array of event names; NULL: `completed` only. */
+  webhook_events: string | null;
   policy: string;
   s3_config: string | null;
   output: string | null;
@@ -25,6 +27,8 @@ export interface JobRow {
   execution_timeout_ms: number;
   retain_until: number | null;
   idempotency_key: string | null;
+  stream_seq: number;
+  progress_seq: number;
 }
 
 /** A `worker_logs` row. */
@@ -54,6 +58,7 @@ export function toRecord(row: JobRow): JobRecord {
     status: row.status,
     input: JSON.parse(row.input),
     webhook: row.webhook,
+    webhookEvents: row.webhook_events === null ? [...DEFAULT_WEBHOOK_EVENTS] : JSON.parse(row.webhook_events),
     policy: JSON.parse(row.policy),
     s3Config: row.s3_config === null ? null : JSON.parse(row.s3_config),
     error: row.error,
@@ -70,9 +75,37 @@ export function toRecord(row: JobRow): JobRecord {
     executionTimeoutMs: row.execution_timeout_ms,
     retainUntil: row.retain_until,
     idempotencyKey: row.idempotency_key,
+    streamSeq: row.stream_seq,
+    progressSeq: row.progress_seq,
   };
   if (row.output !== null) record.output = JSON.parse(row.output);
   return record;
+}
+
+/** The columns of a job listing (no input, output or secrets: a page of them stays small). */
+export type JobSummaryRow = Pick<
+  JobRow,
+  'id' | 'endpoint' | 'status' | 'error' | 'worker_id' | 'attempts' | 'retries' | 'created_at' | 'queued_at' | 'taken_at' | 'finished_at'
+>;
+
+/** The column list of {@link JobSummaryRow}, for SELECTs. */
+export const JOB_SUMMARY_COLUMNS = 'id, endpoint, status, error, worker_id, attempts, retries, created_at, queued_at, taken_at, finished_at';
+
+/** A listing row as a JobSummary. */
+export function toSummary(row: JobSummaryRow): JobSummary {
+  return {
+    id: row.id,
+    endpoint: row.endpoint,
+    status: row.status,
+    error: row.error,
+    workerId: row.worker_id,
+    attempts: row.attempts,
+    retries: row.retries,
+    createdAt: row.created_at,
+    queuedAt: row.queued_at,
+    takenAt: row.taken_at,
+    finishedAt: row.finished_at,
+  };
 }
 
 /** Queue order: normal before lowPriority, then oldest queuedAt, then id (RETURNING has no order). */

@@ -1,4 +1,4 @@
-import type { JobState, RunPolicy, S3Config } from '@kiln/protocol';
+import type { JobState, RunPolicy, S3Config, WebhookEvent } from '@kiln/protocol';
 
 /**
  * A job as the store keeps it. Times are epoch milliseconds from the gateway's clock.
@@ -11,6 +11,8 @@ export interface JobRecord {
   status: JobState;
   input: unknown;
   webhook: string | null;
+  /** What the webhook is sent for (`['completed']` unless the request said otherwise). */
+  webhookEvents: WebhookEvent[];
   policy: RunPolicy;
   s3Config: S3Config | null;
   /** Undefined when the job has no output (and no progress) yet. */
@@ -38,6 +40,32 @@ export interface JobRecord {
   retainUntil: number | null;
   /** A client-chosen idempotency key, unique per endpoint. */
   idempotencyKey: string | null;
+  /** Stream chunks stored for the current run: the seq of the last one (0 before any; reset by retry). */
+  streamSeq: number;
+  /** Progress updates stored for the current run (`output` keeps only the last; reset by retry). */
+  progressSeq: number;
+}
+
+/** A job as the listing shows it: no input, output or secrets. */
+export type JobSummary = Pick<
+  JobRecord,
+  'id' | 'endpoint' | 'status' | 'error' | 'workerId' | 'attempts' | 'retries' | 'createdAt' | 'queuedAt' | 'takenAt' | 'finishedAt'
+>;
+
+/** Where a page of a job listing starts: after the job with this createdAt and id (listing order). */
+export interface JobListCursor {
+  createdAt: number;
+  id: string;
+}
+
+/** What `listJobs` lists. */
+export interface JobListQuery {
+  endpoint: string;
+  /** Only jobs in one of these states; all states when absent or empty. */
+  statuses?: readonly JobState[];
+  /** Jobs strictly after this one in listing order (the last job of the previous page). */
+  after?: JobListCursor;
+  limit: number;
 }
 
 /** What `enqueue` needs. */
@@ -46,6 +74,8 @@ export interface NewJob {
   endpoint: string;
   input: unknown;
   webhook?: string | null;
+  /** Default (absent or null): `['completed']`. */
+  webhookEvents?: readonly WebhookEvent[] | null;
   policy?: RunPolicy;
   s3Config?: S3Config | null;
   createdAt: number;
@@ -100,6 +130,58 @@ export interface RequeueOutcome {
   failed: JobRecord[];
 }
 
+/** Where a webhook delivery stands: `pending` (due at `nextAttemptAt`), `delivered` (a 2xx answer), `failed` (every attempt used up). */
+export type WebhookDeliveryState = 'pending' | 'delivered' | 'failed';
+
+/** One webhook call in the outbox. Times are epoch milliseconds. */
+export interface WebhookDelivery {
+  /** Sent as `webhook-id`: the same on every attempt. */
+  id: string;
+  jobId: string;
+  /** The job's `retries` when the event happened (each run of a job is owed its own `completed` call). */
+  jobRun: number;
+  endpoint: string;
+  event: WebhookEvent;
+  url: string;
+  /** The JSON body, sent byte for byte the same on every attempt. */
+  payload: string;
+  state: WebhookDeliveryState;
+  /** Attempts started so far (raised when an attempt is claimed). */
+  attempts: number;
+  /** When a pending delivery is next due (while an attempt runs: when that attempt's lease ends). */
+  nextAttemptAt: number;
+  lastError: string | null;
+  /** HTTP status of the last answer, null when there was none (timeout, refused connection). */
+  lastStatus: number | null;
+  createdAt: number;
+  deliveredAt: number | null;
+}
+
+/** A delivery as the admin listing shows it: without its payload, which may be large. */
+export type WebhookDeliverySummary = Omit<WebhookDelivery, 'payload'>;
+
+/** What `addWebhookDelivery` needs: the delivery is pending and due at `createdAt`. */
+export type NewWebhookDelivery = Pick<WebhookDelivery, 'id' | 'jobId' | 'jobRun' | 'endpoint' | 'event' | 'url' | 'payload' | 'createdAt'>;
+
+/** How an attempt failed, and what happens next. */
+export interface WebhookAttemptFailure {
+  /** Why, for people: `HTTP 503: …`, `timed out after 10000 ms`, `connect ECONNREFUSED …`. */
+  error: string;
+  /** The receiver's HTTP status, null when there was no answer. */
+  httpStatus: number | null;
+  /** When to try again, unless this was attempt `maxAttempts`. */
+  retryAt: number;
+  /** Attempts allowed in all: the delivery is `failed` once this many have failed. */
+  maxAttempts: number;
+}
+
+/** What `listWebhookDeliveries` lists. */
+export interface WebhookDeliveryQuery {
+  endpoint: string;
+  state?: WebhookDeliveryState;
+  limit: number;
+}
+
 /**
  * The one place job state lives. Every transition is a single guarded statement: it applies only
  * when the job is in the expected state (and, for worker reports, held by that worker), and
@@ -127,7 +209,7 @@ export interface JobStore {
   /** Puts jobs claimed for a take request that could not be answered (client gone) back: IN_PROGRESS → IN_QUEUE, attempts − 1. Only jobs still held by `workerId`. */
   unclaim(ids: string[], workerId: string): Promise<number>;
 
-  /** Progress while IN_PROGRESS and held by `workerId`: stores `output`. False otherwise (after the end, foreign worker). */
+  /** Progress while IN_PROGRESS and held by `workerId`: stores `output` and counts it in `progressSeq`. False otherwise (after the end, foreign worker). */
   progress(id: string, workerId: string, output: unknown): Promise<boolean>;
   /** Appends stream chunks while IN_PROGRESS and held by `workerId`. False otherwise. */
   appendStream(id: string, workerId: string, outputs: unknown[]): Promise<boolean>;
@@ -169,9 +251,18 @@ export interface JobStore {
   /**
    * Deletes finished jobs past retainUntil, and unfinished ones past expiresAt (RunPod's TTL is a
    * hard delete, even while running). A queued job that `expireQueued` turned TIMED_OUT is finished:
-   * it stays readable until its retention ends. Returns how many.
+   * it stays readable until its retention ends. A finished job that still owes its `completed`
+   * webhook (see `jobsOwingWebhook`) is kept until that delivery is in the outbox. Returns how many.
    */
   deleteExpired(now: number): Promise<number>;
+
+  /**
+   * A page of an endpoint's jobs, newest first: createdAt descending, then id descending (ids
+   * compared bytewise), strictly after `query.after`, at most `query.limit`. Keyset paging over
+   * an index, so a deep page costs what the first does; a job created or deleted meanwhile never
+   * shifts the others between pages.
+   */
+  listJobs(query: JobListQuery): Promise<JobSummary[]>;
 
   /**
    * Calls `listener` whenever jobs may have become claimable on an endpoint (enqueue, retry,
@@ -194,4 +285,42 @@ export interface JobStore {
   appendLogs(lines: LogLine[]): Promise<void>;
   /** Log lines, oldest first, filtered by endpoint and optionally worker or job, after `afterSeq`. */
   readLogs(query: { endpoint: string; workerId?: string; jobId?: string; afterSeq?: number; limit?: number }): Promise<LogLine[]>;
+
+  // The webhook outbox. A delivery is pending until a 2xx answer (delivered) or until its last
+  // attempt fails (failed); an attempt is claimed before it is made and reported after, each report
+  // guarded by the attempt number, so a late report of an attempt that was taken over changes nothing.
+
+  /**
+   * Finished jobs (any terminal state) with a webhook that wants `completed` and no `completed`
+   * delivery for their current run (`retries`) yet, finished at or after `finishedSince`, oldest
+   * `finishedAt` first, at most `limit`. The state a crash right after a terminal transition leaves
+   * behind: the outbox catch-up reads it.
+   */
+  jobsOwingWebhook(finishedSince: number, limit: number): Promise<JobRecord[]>;
+  /**
+   * Adds a pending delivery, due at `createdAt`. A second `completed` delivery for the same job run
+   * is not added (another gateway caught up first): returns false.
+   */
+  addWebhookDelivery(delivery: NewWebhookDelivery): Promise<boolean>;
+  /**
+   * Claims up to `limit` pending deliveries due at `now` (oldest due first) for one attempt each:
+   * attempts + 1 and `nextAttemptAt = leaseUntil`, so that if this gateway dies mid-attempt the
+   * delivery is due again then. Safe with several gateways: no delivery is claimed twice at once.
+   */
+  claimWebhookDeliveries(now: number, limit: number, leaseUntil: number): Promise<WebhookDelivery[]>;
+  /** Attempt `attempt` got a 2xx answer: pending → delivered. False if the delivery moved on meanwhile (redelivered, taken over). */
+  markWebhookDelivered(id: string, attempt: number, now: number, httpStatus: number): Promise<boolean>;
+  /**
+   * Attempt `attempt` failed: due again at `failure.retryAt`, or `failed` (kept) when it was attempt
+   * `failure.maxAttempts` or later. Returns the delivery after the change; undefined if it moved on meanwhile.
+   */
+  markWebhookAttemptFailed(id: string, attempt: number, failure: WebhookAttemptFailure): Promise<WebhookDelivery | undefined>;
+  /** Gives back a claimed attempt that was never made to completion (the gateway is stopping): attempts − 1, due at `now`. */
+  releaseWebhookDelivery(id: string, attempt: number, now: number): Promise<boolean>;
+  /** Any delivery → pending with attempts reset to 0, due at `now`. Undefined for an unknown id. */
+  redeliverWebhook(id: string, now: number): Promise<WebhookDelivery | undefined>;
+  /** An endpoint's deliveries, newest first, optionally in one state, at most `limit`, without payloads. */
+  listWebhookDeliveries(query: WebhookDeliveryQuery): Promise<WebhookDeliverySummary[]>;
+  /** Deletes delivered deliveries delivered before `deliveredBefore` (failed and pending ones stay). Returns how many. */
+  pruneWebhookDeliveries(deliveredBefore: number): Promise<number>;
 }

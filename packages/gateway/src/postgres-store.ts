@@ -2,16 +2,30 @@ import { EventEmitter } from 'node:events';
 import postgres from 'postgres';
 import type {
   EndpointCounts,
+  JobListQuery,
   JobRecord,
   JobResult,
   JobStore,
+  JobSummary,
   LogLine,
   NewJob,
   RequeueOutcome,
   StreamChunk,
 } from './job-store.ts';
-import { byQueueOrder, JOBS_AVAILABLE, jsonOrNull, toRecord, type JobRow, type LogRow } from './job-rows.ts';
+import {
+  byQueueOrder,
+  JOB_SUMMARY_COLUMNS,
+  JOBS_AVAILABLE,
+  jsonOrNull,
+  toRecord,
+  toSummary,
+  type JobRow,
+  type JobSummaryRow,
+  type LogRow,
+} from './job-rows.ts';
 import { checkKnownVersions, loadMigrations } from './migrations.ts';
+import type { NewWebhookDelivery, WebhookAttemptFailure, WebhookDelivery, WebhookDeliveryQuery, WebhookDeliverySummary } from './job-store.ts';
+import { DELIVERY_SUMMARY_COLUMNS, toDelivery, toDeliverySummary, type DeliveryRow, type DeliverySummaryRow } from './webhook-rows.ts';
 
 /** Where the PostgreSQL store keeps its data. */
 export interface PostgresStoreOptions {
@@ -35,6 +49,16 @@ const TYPES = {
 };
 
 type Sql = postgres.Sql<{ epochMs: number; jsonText: string }>;
+
+/**
+ * A finished job (row `jobs`) whose webhook wants `completed` and that has no `completed` delivery
+ * for its current run in the outbox yet. Such a job is not deleted until it has one.
+ */
+const OWES_COMPLETED_WEBHOOK = `
+      jobs.finished_at IS NOT NULL AND jobs.webhook IS NOT NULL
+      AND jobs.status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT')
+      AND (jobs.webhook_events IS NULL OR jobs.webhook_events @> '["completed"]'::jsonb)
+      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries AS d WHERE d.job_id = jobs.id AND d.job_run = jobs.retries AND d.event = 'completed')`;
 
 
 
@@ -107,11 +131,11 @@ class PostgresJobStore implements JobStore {
     for (let attempt = 0; attempt < 2; attempt++) {
       const [inserted] = await sql<JobRow[]>`
         INSERT INTO jobs (id, endpoint, status, input, webhook, policy, s3_config, low_priority, created_at, queued_at,
-                          expires_at, execution_timeout_ms, idempotency_key)
+                          expires_at, execution_timeout_ms, idempotency_key, webhook_events)
         VALUES (${job.id}, ${job.endpoint}, 'IN_QUEUE', ${JSON.stringify(job.input ?? null)}::jsonb, ${job.webhook ?? null},
                 ${JSON.stringify(job.policy ?? {})}::jsonb, ${job.s3Config ? JSON.stringify(job.s3Config) : null}::jsonb,
                 ${job.policy?.lowPriority === true}, ${job.createdAt}, ${job.createdAt}, ${job.expiresAt},
-                ${job.executionTimeoutMs}, ${idempotencyKey})
+                ${job.executionTimeoutMs}, ${idempotencyKey}, ${job.webhookEvents ? JSON.stringify(job.webhookEvents) : null}::jsonb)
         ON CONFLICT (endpoint, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING *, pg_notify(${this.#channel}, endpoint)`;
       if (inserted) return { job: toRecord(inserted), created: true };
@@ -158,7 +182,7 @@ class PostgresJobStore implements JobStore {
 
   async progress(id: string, workerId: string, output: unknown): Promise<boolean> {
     const result = await this.#sql`
-      UPDATE jobs SET output = ${jsonOrNull(output)}::jsonb
+      UPDATE jobs SET output = ${jsonOrNull(output)}::jsonb, progress_seq = progress_seq + 1
        WHERE id = ${id} AND status = 'IN_PROGRESS' AND worker_id = ${workerId}`;
     return result.count > 0;
   }
@@ -214,7 +238,7 @@ class PostgresJobStore implements JobStore {
         UPDATE jobs
            SET status = 'IN_QUEUE', queued_at = ${now}, expires_at = ${expiresAt}, retries = retries + 1, attempts = 0,
                output = NULL, error = NULL, worker_id = NULL, taken_at = NULL, finished_at = NULL,
-               execution_deadline = NULL, retain_until = NULL, stream_seq = 0
+               execution_deadline = NULL, retain_until = NULL, stream_seq = 0, progress_seq = 0
          WHERE endpoint = ${endpoint} AND id = ${id} AND status IN ('FAILED', 'TIMED_OUT')
         RETURNING *
       ), cleared AS (
@@ -297,14 +321,37 @@ class PostgresJobStore implements JobStore {
   async deleteExpired(now: number): Promise<number> {
     const result = await this.#sql`
       DELETE FROM jobs
-       WHERE (status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT') AND retain_until < ${now})
-          OR (status IN ('IN_QUEUE', 'IN_PROGRESS') AND expires_at < ${now})`;
+       WHERE ((status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT') AND retain_until < ${now})
+          OR (status IN ('IN_QUEUE', 'IN_PROGRESS') AND expires_at < ${now}))
+         AND NOT (${this.#sql.unsafe(OWES_COMPLETED_WEBHOOK)})`;
     return result.count;
   }
 
   onJobsAvailable(listener: (endpoint: string) => void): () => void {
     this.#events.on(JOBS_AVAILABLE, listener);
     return () => this.#events.off(JOBS_AVAILABLE, listener);
+  }
+
+  async listJobs(query: JobListQuery): Promise<JobSummary[]> {
+    // With a status filter, one index range scan per status (jobs_listing_status), each stopped at
+    // the limit, merged: a single scan with `status = ANY(…)` would read every job of those states
+    // before sorting. Ids compare bytewise (COLLATE "C"), as the listing indexes order them.
+    const sql = this.#sql;
+    const after = query.after ?? { createdAt: Number.MAX_SAFE_INTEGER, id: '' };
+    const page = (status: postgres.Fragment) => sql`
+      (SELECT ${sql.unsafe(JOB_SUMMARY_COLUMNS)} FROM jobs
+        WHERE endpoint = ${query.endpoint} ${status}
+          AND (created_at, id COLLATE "C") < (${after.createdAt}::bigint, ${after.id}::text COLLATE "C")
+        ORDER BY created_at DESC, id COLLATE "C" DESC
+        LIMIT ${query.limit})`;
+    const statuses = [...new Set(query.statuses ?? [])];
+    const pages = statuses.length === 0 ? [page(sql``)] : statuses.map((status) => page(sql`AND status = ${status}`));
+    const union = pages.reduce((all, next) => sql`${all} UNION ALL ${next}`);
+    const rows = await sql<JobSummaryRow[]>`
+      SELECT * FROM (${union}) AS listing
+       ORDER BY created_at DESC, id COLLATE "C" DESC
+       LIMIT ${query.limit}`;
+    return rows.map(toSummary);
   }
 
   async queueStats(endpoint: string): Promise<{ inQueueScalable: number; oldestQueuedAt: number | null; inProgress: number }> {
@@ -354,6 +401,92 @@ class PostgresJobStore implements JobStore {
        ORDER BY seq
        LIMIT ${query.limit ?? null}`;
     return rows.map((r) => ({ seq: r.seq, endpoint: r.endpoint, workerId: r.worker_id, jobId: r.job_id, stream: r.stream, time: r.time, line: r.line }));
+  }
+
+  async jobsOwingWebhook(finishedSince: number, limit: number): Promise<JobRecord[]> {
+    const rows = await this.#sql<JobRow[]>`
+      SELECT * FROM jobs
+       WHERE finished_at >= ${finishedSince} AND ${this.#sql.unsafe(OWES_COMPLETED_WEBHOOK)}
+       ORDER BY finished_at
+       LIMIT ${limit}`;
+    return rows.map(toRecord);
+  }
+
+  async addWebhookDelivery(d: NewWebhookDelivery): Promise<boolean> {
+    // Two gateways catching up on the same finished job: the unique index lets one row in.
+    const result = await this.#sql`
+      INSERT INTO webhook_deliveries (id, job_id, job_run, endpoint, event, url, payload, state, attempts, next_attempt_at, created_at)
+      VALUES (${d.id}, ${d.jobId}, ${d.jobRun}, ${d.endpoint}, ${d.event}, ${d.url}, ${d.payload}, 'pending', 0, ${d.createdAt}, ${d.createdAt})
+      ON CONFLICT (job_id, job_run) WHERE event = 'completed' DO NOTHING`;
+    return result.count > 0;
+  }
+
+  async claimWebhookDeliveries(now: number, limit: number, leaseUntil: number): Promise<WebhookDelivery[]> {
+    if (limit <= 0) return [];
+    // SKIP LOCKED: gateways claiming together take different rows; the lease (next_attempt_at moved
+    // past the attempt) keeps the others away from a claimed row once this statement commits.
+    const rows = await this.#sql<DeliveryRow[]>`
+      WITH due AS (
+        SELECT id FROM webhook_deliveries
+         WHERE state = 'pending' AND next_attempt_at <= ${now}
+         ORDER BY next_attempt_at, created_at
+         LIMIT ${limit}
+           FOR UPDATE SKIP LOCKED
+      )
+      UPDATE webhook_deliveries AS d SET attempts = d.attempts + 1, next_attempt_at = ${leaseUntil}
+        FROM due
+       WHERE d.id = due.id AND d.state = 'pending'
+      RETURNING d.*`;
+    return rows.map(toDelivery).sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  async markWebhookDelivered(id: string, attempt: number, now: number, httpStatus: number): Promise<boolean> {
+    const result = await this.#sql`
+      UPDATE webhook_deliveries SET state = 'delivered', delivered_at = ${now}, last_status = ${httpStatus}, last_error = NULL
+       WHERE id = ${id} AND state = 'pending' AND attempts = ${attempt}`;
+    return result.count > 0;
+  }
+
+  async markWebhookAttemptFailed(id: string, attempt: number, failure: WebhookAttemptFailure): Promise<WebhookDelivery | undefined> {
+    const { maxAttempts, retryAt, error, httpStatus } = failure;
+    const [row] = await this.#sql<DeliveryRow[]>`
+      UPDATE webhook_deliveries
+         SET state           = CASE WHEN attempts >= ${maxAttempts}::int THEN 'failed' ELSE 'pending' END,
+             next_attempt_at = CASE WHEN attempts >= ${maxAttempts}::int THEN next_attempt_at ELSE ${retryAt}::bigint END,
+             last_error = ${error}, last_status = ${httpStatus}
+       WHERE id = ${id} AND state = 'pending' AND attempts = ${attempt}
+      RETURNING *`;
+    return row && toDelivery(row);
+  }
+
+  async releaseWebhookDelivery(id: string, attempt: number, now: number): Promise<boolean> {
+    const result = await this.#sql`
+      UPDATE webhook_deliveries SET attempts = attempts - 1, next_attempt_at = ${now}
+       WHERE id = ${id} AND state = 'pending' AND attempts = ${attempt}`;
+    return result.count > 0;
+  }
+
+  async redeliverWebhook(id: string, now: number): Promise<WebhookDelivery | undefined> {
+    const [row] = await this.#sql<DeliveryRow[]>`
+      UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = ${now}, delivered_at = NULL
+       WHERE id = ${id}
+      RETURNING *`;
+    return row && toDelivery(row);
+  }
+
+  async listWebhookDeliveries(query: WebhookDeliveryQuery): Promise<WebhookDeliverySummary[]> {
+    const sql = this.#sql;
+    const rows = await sql<DeliverySummaryRow[]>`
+      SELECT ${sql.unsafe(DELIVERY_SUMMARY_COLUMNS)} FROM webhook_deliveries
+       WHERE endpoint = ${query.endpoint} ${query.state === undefined ? sql`` : sql`AND state = ${query.state}`}
+       ORDER BY created_at DESC, id DESC
+       LIMIT ${query.limit}`;
+    return rows.map(toDeliverySummary);
+  }
+
+  async pruneWebhookDeliveries(deliveredBefore: number): Promise<number> {
+    const result = await this.#sql`DELETE FROM webhook_deliveries WHERE state = 'delivered' AND delivered_at < ${deliveredBefore}`;
+    return result.count;
   }
 }
 

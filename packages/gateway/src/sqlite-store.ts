@@ -4,16 +4,30 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type {
   EndpointCounts,
+  JobListQuery,
   JobRecord,
   JobResult,
   JobStore,
+  JobSummary,
   LogLine,
   NewJob,
   RequeueOutcome,
   StreamChunk,
 } from './job-store.ts';
-import { byQueueOrder, JOBS_AVAILABLE, jsonOrNull, toRecord, type JobRow, type LogRow } from './job-rows.ts';
+import {
+  byQueueOrder,
+  JOB_SUMMARY_COLUMNS,
+  JOBS_AVAILABLE,
+  jsonOrNull,
+  toRecord,
+  toSummary,
+  type JobRow,
+  type JobSummaryRow,
+  type LogRow,
+} from './job-rows.ts';
 import { checkKnownVersions, loadMigrations } from './migrations.ts';
+import type { NewWebhookDelivery, WebhookAttemptFailure, WebhookDelivery, WebhookDeliveryQuery, WebhookDeliverySummary } from './job-store.ts';
+import { DELIVERY_SUMMARY_COLUMNS, toDelivery, toDeliverySummary, type DeliveryRow, type DeliverySummaryRow } from './webhook-rows.ts';
 
 /** Where the SQLite store keeps its data. */
 export interface SqliteStoreOptions {
@@ -45,6 +59,58 @@ function releaseJobsSql(errorExpr: string, where: string): string {
 /** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
 
+/**
+ * A finished job (row `jobs`) whose webhook wants `completed` and that has no `completed` delivery
+ * for its current run in the outbox yet. Such a job is not deleted until it has one.
+ */
+const OWES_COMPLETED_WEBHOOK = `
+      jobs.finished_at IS NOT NULL AND jobs.webhook IS NOT NULL
+      AND jobs.status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT')
+      AND (jobs.webhook_events IS NULL OR EXISTS (SELECT 1 FROM json_each(jobs.webhook_events) AS e WHERE e.value = 'completed'))
+      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries AS d WHERE d.job_id = jobs.id AND d.job_run = jobs.retries AND d.event = 'completed')`;
+
+function prepareWebhookStatements(db: Database.Database) {
+  return {
+    owing: db.prepare<[number, number], JobRow>(`SELECT * FROM jobs WHERE finished_at >= ? AND ${OWES_COMPLETED_WEBHOOK} ORDER BY finished_at LIMIT ?`),
+    add: db.prepare<Record<string, unknown>>(`
+      INSERT INTO webhook_deliveries (id, job_id, job_run, endpoint, event, url, payload, state, attempts, next_attempt_at, created_at)
+      VALUES (@id, @jobId, @jobRun, @endpoint, @event, @url, @payload, 'pending', 0, @createdAt, @createdAt)
+      ON CONFLICT (job_id, job_run) WHERE event = 'completed' DO NOTHING`),
+    claim: db.prepare<{ now: number; limit: number; leaseUntil: number }, DeliveryRow>(`
+      UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = @leaseUntil
+       WHERE id IN (SELECT id FROM webhook_deliveries
+                     WHERE state = 'pending' AND next_attempt_at <= @now
+                     ORDER BY next_attempt_at, created_at
+                     LIMIT @limit)
+         AND state = 'pending'
+      RETURNING *`),
+    delivered: db.prepare<{ id: string; attempt: number; now: number; httpStatus: number }>(`
+      UPDATE webhook_deliveries SET state = 'delivered', delivered_at = @now, last_status = @httpStatus, last_error = NULL
+       WHERE id = @id AND state = 'pending' AND attempts = @attempt`),
+    attemptFailed: db.prepare<Record<string, unknown>, DeliveryRow>(`
+      UPDATE webhook_deliveries
+         SET state           = CASE WHEN attempts >= @maxAttempts THEN 'failed' ELSE 'pending' END,
+             next_attempt_at = CASE WHEN attempts >= @maxAttempts THEN next_attempt_at ELSE @retryAt END,
+             last_error = @error, last_status = @httpStatus
+       WHERE id = @id AND state = 'pending' AND attempts = @attempt
+      RETURNING *`),
+    release: db.prepare<{ id: string; attempt: number; now: number }>(`
+      UPDATE webhook_deliveries SET attempts = attempts - 1, next_attempt_at = @now
+       WHERE id = @id AND state = 'pending' AND attempts = @attempt`),
+    redeliver: db.prepare<{ id: string; now: number }, DeliveryRow>(`
+      UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = @now, delivered_at = NULL
+       WHERE id = @id
+      RETURNING *`),
+    list: db.prepare<{ endpoint: string; limit: number }, DeliverySummaryRow>(`
+      SELECT ${DELIVERY_SUMMARY_COLUMNS} FROM webhook_deliveries
+       WHERE endpoint = @endpoint ORDER BY created_at DESC, id DESC LIMIT @limit`),
+    listInState: db.prepare<{ endpoint: string; state: string; limit: number }, DeliverySummaryRow>(`
+      SELECT ${DELIVERY_SUMMARY_COLUMNS} FROM webhook_deliveries
+       WHERE endpoint = @endpoint AND state = @state ORDER BY created_at DESC, id DESC LIMIT @limit`),
+    prune: db.prepare<[number]>(`DELETE FROM webhook_deliveries WHERE state = 'delivered' AND delivered_at < ?`),
+  };
+}
+
 
 
 interface CountsRow {
@@ -59,6 +125,25 @@ interface CountsRow {
   in_queue_scalable: number;
 }
 
+
+/** Before every job in listing order: a cursor no job's (created_at, id) reaches. */
+const LISTING_START = { createdAt: Number.MAX_SAFE_INTEGER, id: '' } as const;
+
+/**
+ * A page of an endpoint's jobs, newest first, after the cursor (@afterCreatedAt, @afterId). With a
+ * status filter, one index range scan per status (`jobs_listing_status`), each stopped at @limit,
+ * merged: a single scan with `status IN (…)` would read every job of those states before sorting.
+ */
+function listJobsSql(statusCount: number): string {
+  const page = (status: string) => `
+        SELECT * FROM (SELECT ${JOB_SUMMARY_COLUMNS} FROM jobs
+                        WHERE endpoint = @endpoint${status} AND (created_at, id) < (@afterCreatedAt, @afterId)
+                        ORDER BY created_at DESC, id DESC LIMIT @limit)`;
+  if (statusCount === 0) return page('');
+  const pages = Array.from({ length: statusCount }, (_, i) => page(` AND status = @status${i}`));
+  return `${pages.join('\n        UNION ALL')}
+         ORDER BY created_at DESC, id DESC LIMIT @limit`;
+}
 
 function byId(a: JobRecord, b: JobRecord): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
@@ -86,9 +171,9 @@ function prepareStatements(db: Database.Database) {
   return {
     insert: db.prepare<Record<string, unknown>, JobRow>(`
       INSERT INTO jobs (id, endpoint, status, input, webhook, policy, s3_config, low_priority, created_at, queued_at,
-                        expires_at, execution_timeout_ms, idempotency_key)
+                        expires_at, execution_timeout_ms, idempotency_key, webhook_events)
       VALUES (@id, @endpoint, 'IN_QUEUE', @input, @webhook, @policy, @s3Config, @lowPriority, @createdAt, @createdAt,
-              @expiresAt, @executionTimeoutMs, @idempotencyKey)
+              @expiresAt, @executionTimeoutMs, @idempotencyKey, @webhookEvents)
       ON CONFLICT (endpoint, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING *`),
     byIdempotencyKey: db.prepare<[string, string], JobRow>('SELECT * FROM jobs WHERE endpoint = ? AND idempotency_key = ?'),
@@ -109,7 +194,7 @@ function prepareStatements(db: Database.Database) {
        WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'IN_PROGRESS' AND worker_id = @workerId
       RETURNING endpoint`),
     progress: db.prepare<[string | null, string, string]>(`
-      UPDATE jobs SET output = ? WHERE id = ? AND status = 'IN_PROGRESS' AND worker_id = ?`),
+      UPDATE jobs SET output = ?, progress_seq = progress_seq + 1 WHERE id = ? AND status = 'IN_PROGRESS' AND worker_id = ?`),
     reserveStreamSeq: db.prepare<[number, string, string], { stream_seq: number }>(`
       UPDATE jobs SET stream_seq = stream_seq + ? WHERE id = ? AND status = 'IN_PROGRESS' AND worker_id = ?
       RETURNING stream_seq`),
@@ -132,7 +217,7 @@ function prepareStatements(db: Database.Database) {
       UPDATE jobs
          SET status = 'IN_QUEUE', queued_at = ?, expires_at = ?, retries = retries + 1, attempts = 0,
              output = NULL, error = NULL, worker_id = NULL, taken_at = NULL, finished_at = NULL,
-             execution_deadline = NULL, retain_until = NULL, stream_seq = 0
+             execution_deadline = NULL, retain_until = NULL, stream_seq = 0, progress_seq = 0
        WHERE endpoint = ? AND id = ? AND status IN ('FAILED', 'TIMED_OUT')
       RETURNING *`),
     clearStream: db.prepare<[string]>('DELETE FROM job_stream WHERE job_id = ?'),
@@ -156,8 +241,9 @@ function prepareStatements(db: Database.Database) {
     ),
     deleteExpired: db.prepare<{ now: number }>(`
       DELETE FROM jobs
-       WHERE (status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT') AND retain_until < @now)
-          OR (status IN ('IN_QUEUE', 'IN_PROGRESS') AND expires_at < @now)`),
+       WHERE ((status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT') AND retain_until < @now)
+          OR (status IN ('IN_QUEUE', 'IN_PROGRESS') AND expires_at < @now))
+         AND NOT (${OWES_COMPLETED_WEBHOOK})`),
     counts: db.prepare<[string], CountsRow>(`
       SELECT count(*) FILTER (WHERE status = 'IN_QUEUE')    AS in_queue,
              count(*) FILTER (WHERE status = 'IN_PROGRESS') AS in_progress,
@@ -200,11 +286,15 @@ class SqliteJobStore implements JobStore {
   readonly #db: Database.Database;
   readonly #sql: ReturnType<typeof prepareStatements>;
   readonly #events = new EventEmitter();
+  /** listJobs statements by the number of statuses filtered on (0 to 6). */
+  readonly #listJobs = new Map<number, Database.Statement<Record<string, unknown>, JobSummaryRow>>();
+  readonly #webhooks: ReturnType<typeof prepareWebhookStatements>;
 
   /** Wraps an open, migrated database. */
   constructor(db: Database.Database) {
     this.#db = db;
     this.#sql = prepareStatements(db);
+    this.#webhooks = prepareWebhookStatements(db);
     this.#events.setMaxListeners(0);
   }
 
@@ -224,6 +314,7 @@ class SqliteJobStore implements JobStore {
       endpoint: job.endpoint,
       input: JSON.stringify(job.input ?? null),
       webhook: job.webhook ?? null,
+      webhookEvents: job.webhookEvents ? JSON.stringify(job.webhookEvents) : null,
       policy: JSON.stringify(job.policy ?? {}),
       s3Config: job.s3Config ? JSON.stringify(job.s3Config) : null,
       lowPriority: job.policy?.lowPriority === true ? 1 : 0,
@@ -352,6 +443,23 @@ class SqliteJobStore implements JobStore {
     return this.#sql.deleteExpired.run({ now }).changes;
   }
 
+  async listJobs(query: JobListQuery): Promise<JobSummary[]> {
+    const statuses = [...new Set(query.statuses ?? [])];
+    let statement = this.#listJobs.get(statuses.length);
+    if (!statement) {
+      statement = this.#db.prepare<Record<string, unknown>, JobSummaryRow>(listJobsSql(statuses.length));
+      this.#listJobs.set(statuses.length, statement);
+    }
+    const params: Record<string, unknown> = {
+      endpoint: query.endpoint,
+      afterCreatedAt: query.after?.createdAt ?? LISTING_START.createdAt,
+      afterId: query.after?.id ?? LISTING_START.id,
+      limit: query.limit,
+    };
+    statuses.forEach((status, i) => (params[`status${i}`] = status));
+    return statement.all(params).map(toSummary);
+  }
+
   onJobsAvailable(listener: (endpoint: string) => void): () => void {
     this.#events.on(JOBS_AVAILABLE, listener);
     return () => this.#events.off(JOBS_AVAILABLE, listener);
@@ -405,6 +513,50 @@ class SqliteJobStore implements JobStore {
       limit: query.limit ?? -1,
     });
     return rows.map((r) => ({ seq: r.seq, endpoint: r.endpoint, workerId: r.worker_id, jobId: r.job_id, stream: r.stream, time: r.time, line: r.line }));
+  }
+
+  async jobsOwingWebhook(finishedSince: number, limit: number): Promise<JobRecord[]> {
+    return this.#webhooks.owing.all(finishedSince, limit).map(toRecord);
+  }
+
+  async addWebhookDelivery(delivery: NewWebhookDelivery): Promise<boolean> {
+    return this.#webhooks.add.run({ ...delivery }).changes > 0;
+  }
+
+  async claimWebhookDeliveries(now: number, limit: number, leaseUntil: number): Promise<WebhookDelivery[]> {
+    if (limit <= 0) return [];
+    const rows = this.#db.transaction(() => this.#webhooks.claim.all({ now, limit, leaseUntil })).immediate();
+    return rows.map(toDelivery).sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  async markWebhookDelivered(id: string, attempt: number, now: number, httpStatus: number): Promise<boolean> {
+    return this.#webhooks.delivered.run({ id, attempt, now, httpStatus }).changes > 0;
+  }
+
+  async markWebhookAttemptFailed(id: string, attempt: number, failure: WebhookAttemptFailure): Promise<WebhookDelivery | undefined> {
+    const row = this.#webhooks.attemptFailed.get({ id, attempt, ...failure });
+    return row && toDelivery(row);
+  }
+
+  async releaseWebhookDelivery(id: string, attempt: number, now: number): Promise<boolean> {
+    return this.#webhooks.release.run({ id, attempt, now }).changes > 0;
+  }
+
+  async redeliverWebhook(id: string, now: number): Promise<WebhookDelivery | undefined> {
+    const row = this.#webhooks.redeliver.get({ id, now });
+    return row && toDelivery(row);
+  }
+
+  async listWebhookDeliveries(query: WebhookDeliveryQuery): Promise<WebhookDeliverySummary[]> {
+    const rows =
+      query.state === undefined
+        ? this.#webhooks.list.all({ endpoint: query.endpoint, limit: query.limit })
+        : this.#webhooks.listInState.all({ endpoint: query.endpoint, state: query.state, limit: query.limit });
+    return rows.map(toDeliverySummary);
+  }
+
+  async pruneWebhookDeliveries(deliveredBefore: number): Promise<number> {
+    return this.#webhooks.prune.run(deliveredBefore).changes;
   }
 }
 

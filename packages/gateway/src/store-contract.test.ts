@@ -3,7 +3,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import type { JobRecord, JobStore, LogLine, NewJob } from './job-store.ts';
+import type { JobRecord, JobStore, LogLine, NewJob, NewWebhookDelivery } from './job-store.ts';
 import { openPostgresStore } from './postgres-store.ts';
 import { openSqliteStore } from './sqlite-store.ts';
 import { freshPostgresSchema, postgresTestGate, tempSqlitePath } from './test-databases.ts';
@@ -30,7 +30,7 @@ function newJob(overrides: Partial<NewJob> = {}): NewJob {
   };
 }
 
-function ids(jobs: readonly JobRecord[]): string[] {
+function ids(jobs: readonly { id: string }[]): string[] {
   return jobs.map((j) => j.id);
 }
 
@@ -93,6 +93,7 @@ export function defineContract(name: string, open: () => Promise<JobStore>): voi
           id: 'a',
           input: { prompt: 'x', n: [1, 2, { deep: true }] },
           webhook: 'https://example.test/hook',
+          webhookEvents: ['start', 'completed'],
           policy: { executionTimeout: 5000, ttl: 60_000, lowPriority: true },
           s3Config: { accessId: 'id', accessSecret: 'secret', bucketName: 'b', endpointUrl: 'https://s3.test' },
           executionTimeoutMs: 5000,
@@ -107,6 +108,7 @@ export function defineContract(name: string, open: () => Promise<JobStore>): voi
         status: 'IN_QUEUE',
         input: { prompt: 'x', n: [1, 2, { deep: true }] },
         webhook: 'https://example.test/hook',
+        webhookEvents: ['start', 'completed'],
         policy: { executionTimeout: 5000, ttl: 60_000, lowPriority: true },
         s3Config: { accessId: 'id', accessSecret: 'secret', bucketName: 'b', endpointUrl: 'https://s3.test' },
         error: null,
@@ -123,6 +125,8 @@ export function defineContract(name: string, open: () => Promise<JobStore>): voi
         executionTimeoutMs: 5000,
         retainUntil: null,
         idempotencyKey: 'key-1',
+        streamSeq: 0,
+        progressSeq: 0,
       };
       assert.deepEqual(job, expected);
       assert.equal('output' in job, false, 'no output key before any output');
@@ -135,6 +139,7 @@ export function defineContract(name: string, open: () => Promise<JobStore>): voi
       const { job } = await store.enqueue(newJob({ input: null }));
       assert.equal(job.input, null);
       assert.equal(job.webhook, null);
+      assert.deepEqual(job.webhookEvents, ['completed']);
       assert.deepEqual(job.policy, {});
       assert.equal(job.s3Config, null);
       assert.equal(job.lowPriority, false);
@@ -220,6 +225,40 @@ export function defineContract(name: string, open: () => Promise<JobStore>): voi
       assert.equal(await store.progress(job.id, 'intruder', { percent: 99 }), false);
       assert.deepEqual((await store.get(job.endpoint, job.id))?.output, { percent: 50 });
       assert.equal(await store.progress('unknown', 'w1', 1), false);
+    });
+
+    test('progressSeq counts the stored progress updates of a run: kept by a requeue, reset with streamSeq by retry', async () => {
+      const job = await claimed('w1');
+      assert.equal(job.progressSeq, 0);
+      assert.equal(job.streamSeq, 0);
+      assert.equal(await store.progress(job.id, 'w1', 'a'), true);
+      assert.equal(await store.progress(job.id, 'w1', 'b'), true);
+      assert.equal(await store.progress(job.id, 'intruder', 'x'), false);
+      assert.equal(await store.appendStream(job.id, 'w1', ['c1', 'c2', 'c3']), true);
+      const running = await store.get(job.endpoint, job.id);
+      assert.equal(running?.progressSeq, 2, 'a refused update does not count');
+      assert.equal(running?.output, 'b');
+      assert.equal(running?.streamSeq, 3);
+
+      // A requeued job keeps counting, so numbers handed out before stay unique within the run.
+      const { requeued } = await store.releaseWorkerJobs('w1', 'gone', 5, T0 + 2000, T0 + RETAIN);
+      assert.equal(requeued[0]?.progressSeq, 2);
+      assert.equal('output' in requeued[0]!, false);
+      await store.claim(job.endpoint, 'w2', 1, T0 + 3000);
+      assert.equal(await store.progress(job.id, 'w2', 'c'), true);
+      assert.equal((await store.get(job.endpoint, job.id))?.progressSeq, 3);
+
+      const failed = await store.finish(job.id, 'w2', { error: 'boom' }, T0 + 4000, T0 + RETAIN);
+      assert.equal(failed?.progressSeq, 3);
+      assert.equal(await store.progress(job.id, 'w2', 'late'), false);
+      assert.equal((await store.get(job.endpoint, job.id))?.progressSeq, 3, 'a late update does not count');
+
+      const retried = await store.retry(job.endpoint, job.id, T0 + 5000, T0 + HOUR);
+      assert.equal(retried?.progressSeq, 0);
+      assert.equal(retried?.streamSeq, 0);
+      await store.claim(job.endpoint, 'w3', 1, T0 + 6000);
+      assert.equal(await store.progress(job.id, 'w3', 'again'), true);
+      assert.equal((await store.get(job.endpoint, job.id))?.progressSeq, 1);
     });
 
     test('finish completes, or fails when an error is set; only the holder can finish, and only once', async () => {
@@ -655,6 +694,270 @@ export function defineContract(name: string, open: () => Promise<JobStore>): voi
         ['out j1'],
       );
       assert.deepEqual((await store.readLogs({ endpoint: 'vfx', workerId: 'w1' })).map((l) => l.line), []);
+    });
+
+    test('listJobs: newest first (createdAt, then id, descending), one endpoint, summaries without input or output', async () => {
+      for (const [id, createdAt] of [['b', T0 + 1], ['a', T0 + 1], ['old', T0 - 5], ['new', T0 + 9], ['c', T0 + 1]] as const) {
+        await store.enqueue(newJob({ id, createdAt, endpoint: 'list' }));
+      }
+      await store.enqueue(newJob({ id: 'elsewhere', createdAt: T0 + 3, endpoint: 'other' }));
+      const [taken] = await store.claim('list', 'w1', 1, T0 + 20);
+      assert.equal(taken?.id, 'old');
+      await store.finish('old', 'w1', { error: 'boom', output: 'partial' }, T0 + 30, T0 + RETAIN);
+
+      const all = await store.listJobs({ endpoint: 'list', limit: 10 });
+      assert.deepEqual(ids(all), ['new', 'c', 'b', 'a', 'old']);
+      assert.deepEqual(all[4], {
+        id: 'old',
+        endpoint: 'list',
+        status: 'FAILED',
+        error: 'boom',
+        workerId: 'w1',
+        attempts: 1,
+        retries: 0,
+        createdAt: T0 - 5,
+        queuedAt: T0 - 5,
+        takenAt: T0 + 20,
+        finishedAt: T0 + 30,
+      });
+      assert.deepEqual(await store.listJobs({ endpoint: 'nothing-here', limit: 10 }), []);
+    });
+
+    test('listJobs pages by cursor: no job twice, none skipped, unmoved by jobs added or deleted meanwhile', async () => {
+      for (let i = 0; i < 23; i++) {
+        // Pairs share a millisecond, so pages also split ties.
+        await store.enqueue(newJob({ id: `p-${String(i).padStart(2, '0')}`, createdAt: T0 + Math.floor(i / 2), endpoint: 'pages', expiresAt: T0 + (i === 5 ? 10 : HOUR) }));
+      }
+      const seen: string[] = [];
+      let after: { createdAt: number; id: string } | undefined;
+      for (let page = 0; ; page++) {
+        const jobs = await store.listJobs({ endpoint: 'pages', limit: 5, ...(after ? { after } : {}) });
+        seen.push(...jobs.map((j) => j.id));
+        if (jobs.length < 5) break;
+        const last = jobs.at(-1)!;
+        after = { createdAt: last.createdAt, id: last.id };
+        if (page === 1) {
+          await store.enqueue(newJob({ id: 'p-newest', createdAt: T0 + 100, endpoint: 'pages' }));
+          assert.equal(await store.deleteExpired(T0 + 11), 1, 'p-05 expired');
+        }
+      }
+      const expected = Array.from({ length: 23 }, (_, i) => `p-${String(22 - i).padStart(2, '0')}`).filter((id) => id !== 'p-05');
+      assert.deepEqual(seen, expected);
+    });
+
+    test('listJobs filters by status, one or several, in listing order', async () => {
+      for (let i = 0; i < 12; i++) await store.enqueue(newJob({ id: `s-${String(i).padStart(2, '0')}`, createdAt: T0 + i, endpoint: 'states' }));
+      const claimedJobs = await store.claim('states', 'w1', 6, T0 + 100);
+      assert.deepEqual(ids(claimedJobs), ['s-00', 's-01', 's-02', 's-03', 's-04', 's-05']);
+      for (const id of ['s-00', 's-02', 's-04']) await store.finish(id, 'w1', { output: 1 }, T0 + 200, T0 + RETAIN);
+      await store.finish('s-01', 'w1', { error: 'x' }, T0 + 200, T0 + RETAIN);
+      await store.cancel('states', 's-11', T0 + 200, T0 + RETAIN);
+
+      const list = async (statuses: JobRecord['status'][], limit = 20, after?: { createdAt: number; id: string }) =>
+        ids((await store.listJobs({ endpoint: 'states', statuses, limit, ...(after ? { after } : {}) })));
+      assert.deepEqual(await list(['COMPLETED']), ['s-04', 's-02', 's-00']);
+      assert.deepEqual(await list(['IN_PROGRESS']), ['s-05', 's-03']);
+      assert.deepEqual(await list(['IN_QUEUE', 'CANCELLED']), ['s-11', 's-10', 's-09', 's-08', 's-07', 's-06']);
+      assert.deepEqual(await list(['COMPLETED', 'FAILED', 'IN_PROGRESS']), ['s-05', 's-04', 's-03', 's-02', 's-01', 's-00']);
+      assert.deepEqual(await list(['COMPLETED', 'FAILED', 'IN_PROGRESS'], 2, { createdAt: T0 + 4, id: 's-04' }), ['s-03', 's-02']);
+      assert.deepEqual(await list(['COMPLETED', 'COMPLETED']), ['s-04', 's-02', 's-00'], 'a state named twice counts once');
+      assert.deepEqual(await list(['TIMED_OUT']), []);
+      assert.deepEqual(await list([]), (await list(['IN_QUEUE', 'IN_PROGRESS', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'])), 'no filter: every state');
+    });
+
+    /** A pending delivery of `jobId` (event `completed`, run 0 unless told otherwise), created at `createdAt`. */
+    function delivery(id: string, jobId: string, createdAt: number, overrides: Partial<NewWebhookDelivery> = {}): NewWebhookDelivery {
+      return {
+        id,
+        jobId,
+        jobRun: 0,
+        endpoint: 'tts',
+        event: 'completed',
+        url: 'https://hooks.test/h',
+        payload: JSON.stringify({ id: jobId, status: 'COMPLETED', text: 'ünïcode ✓' }),
+        createdAt,
+        ...overrides,
+      };
+    }
+
+    test('webhooks: jobsOwingWebhook lists finished jobs whose webhook wants completed and has no delivery for their run yet', async () => {
+      const hook = 'https://hooks.test/h';
+      const done = await claimed('w1', { webhook: hook });
+      await store.finish(done.id, 'w1', { output: 1 }, T0 + 3000, T0 + RETAIN);
+      const failed = await claimed('w2', { webhook: hook });
+      await store.finish(failed.id, 'w2', { error: 'boom' }, T0 + 2000, T0 + RETAIN);
+      await claimed('w3', { webhook: hook });
+      const quiet = await claimed('w4');
+      await store.finish(quiet.id, 'w4', { output: 1 }, T0 + 2000, T0 + RETAIN);
+      const startOnly = await claimed('w5', { webhook: hook, webhookEvents: ['start'] });
+      await store.finish(startOnly.id, 'w5', { output: 1 }, T0 + 2000, T0 + RETAIN);
+      const { job: cancelled } = await store.enqueue(newJob({ webhook: hook, webhookEvents: ['progress', 'completed'] }));
+      await store.cancel('tts', cancelled.id, T0 + 4000, T0 + RETAIN);
+      const { job: expired } = await store.enqueue(newJob({ webhook: hook, expiresAt: T0 + 100 }));
+      await store.expireQueued(T0 + 5000, T0 + RETAIN);
+
+      assert.deepEqual(ids(await store.jobsOwingWebhook(0, 10)), [failed.id, done.id, cancelled.id, expired.id], 'oldest finishedAt first');
+      assert.deepEqual(ids(await store.jobsOwingWebhook(0, 2)), [failed.id, done.id]);
+      assert.deepEqual(ids(await store.jobsOwingWebhook(T0 + 3000, 10)), [done.id, cancelled.id, expired.id], 'finished at or after finishedSince');
+      assert.deepEqual((await store.get(cancelled.endpoint, cancelled.id))?.webhookEvents, ['progress', 'completed']);
+
+      assert.equal(await store.addWebhookDelivery(delivery('d-done', done.id, T0 + 6000, { endpoint: done.endpoint })), true);
+      assert.equal(await store.addWebhookDelivery(delivery('d-done-again', done.id, T0 + 6001, { endpoint: done.endpoint })), false, 'one completed delivery per run');
+      assert.deepEqual(ids(await store.jobsOwingWebhook(0, 10)), [failed.id, cancelled.id, expired.id]);
+      // Other events may be many per run.
+      assert.equal(await store.addWebhookDelivery(delivery('p1', cancelled.id, T0 + 6000, { event: 'progress' })), true);
+      assert.equal(await store.addWebhookDelivery(delivery('p2', cancelled.id, T0 + 6000, { event: 'progress' })), true);
+      assert.deepEqual(ids(await store.jobsOwingWebhook(0, 10)), [failed.id, cancelled.id, expired.id]);
+
+      // A retried job that ends again is owed a new completed delivery, for its new run.
+      await store.addWebhookDelivery(delivery('d-failed', failed.id, T0 + 6000, { endpoint: failed.endpoint }));
+      await store.retry(failed.endpoint, failed.id, T0 + 7000, T0 + HOUR);
+      assert.deepEqual(ids(await store.jobsOwingWebhook(0, 10)), [cancelled.id, expired.id]);
+      await store.claim(failed.endpoint, 'w2', 1, T0 + 8000);
+      const again = await store.finish(failed.id, 'w2', { output: 'ok' }, T0 + 9000, T0 + RETAIN);
+      assert.equal(again?.retries, 1);
+      assert.deepEqual(ids(await store.jobsOwingWebhook(0, 10)), [cancelled.id, expired.id, failed.id]);
+      assert.equal(await store.addWebhookDelivery(delivery('d-failed-run1', failed.id, T0 + 9500, { endpoint: failed.endpoint, jobRun: 1 })), true);
+      assert.deepEqual(ids(await store.jobsOwingWebhook(0, 10)), [cancelled.id, expired.id]);
+    });
+
+    test('webhooks: deleteExpired keeps a finished job owing its completed webhook until the delivery is queued; the delivery outlives the job', async () => {
+      const owing = await claimed('w1', { webhook: 'https://hooks.test/h' });
+      await store.finish(owing.id, 'w1', { output: 'kept for the hook' }, T0 + 2000, T0 + 5000);
+      const notWanted = await claimed('w2', { webhook: 'https://hooks.test/h', webhookEvents: ['output'] });
+      await store.finish(notWanted.id, 'w2', { output: 1 }, T0 + 2000, T0 + 5000);
+
+      assert.equal(await store.deleteExpired(T0 + 10_000), 1, 'only the job whose webhook does not want completed');
+      assert.equal(await store.get(notWanted.endpoint, notWanted.id), undefined);
+      assert.equal((await store.get(owing.endpoint, owing.id))?.output, 'kept for the hook');
+
+      await store.addWebhookDelivery(delivery('d1', owing.id, T0 + 10_000, { endpoint: owing.endpoint }));
+      assert.equal(await store.deleteExpired(T0 + 10_000), 1);
+      assert.equal(await store.get(owing.endpoint, owing.id), undefined);
+      assert.deepEqual(await store.jobsOwingWebhook(0, 10), [], 'a deleted job owes nothing more');
+      const [claimedDelivery] = await store.claimWebhookDeliveries(T0 + 10_000, 10, T0 + 20_000);
+      assert.equal(claimedDelivery?.id, 'd1');
+      assert.equal(claimedDelivery?.payload, delivery('d1', owing.id, 0).payload, 'the payload is a copy');
+    });
+
+    test('webhooks: claimWebhookDeliveries takes due pending deliveries, oldest due first, and leases them until leaseUntil', async () => {
+      await store.addWebhookDelivery(delivery('d2', 'j2', T0 + 2));
+      await store.addWebhookDelivery(delivery('d1', 'j1', T0 + 1));
+      await store.addWebhookDelivery(delivery('later', 'j3', T0 + 5000));
+      assert.deepEqual(await store.claimWebhookDeliveries(T0, 10, T0 + 1000), [], 'nothing due yet');
+
+      const first = await store.claimWebhookDeliveries(T0 + 10, 1, T0 + 1000);
+      assert.deepEqual(first, [{ ...delivery('d1', 'j1', T0 + 1), state: 'pending', attempts: 1, nextAttemptAt: T0 + 1000, lastError: null, lastStatus: null, deliveredAt: null }]);
+      assert.deepEqual(ids(await store.claimWebhookDeliveries(T0 + 10, 10, T0 + 1000)), ['d2']);
+      assert.deepEqual(await store.claimWebhookDeliveries(T0 + 999, 10, T0 + 2000), [], 'leased');
+      assert.deepEqual(await store.claimWebhookDeliveries(T0 + 999, 0, T0 + 2000), []);
+
+      // A gateway that died mid-attempt never reports: the lease runs out and the delivery is due again.
+      const retaken = await store.claimWebhookDeliveries(T0 + 1000, 10, T0 + 3000);
+      assert.deepEqual(ids(retaken), ['d1', 'd2']);
+      assert.deepEqual(retaken.map((d) => d.attempts), [2, 2]);
+      assert.deepEqual(await store.claimWebhookDeliveries(T0 + 2999, 10, T0 + 9000), []);
+      assert.deepEqual(ids(await store.claimWebhookDeliveries(T0 + 5000, 10, T0 + 9000)), ['d1', 'd2', 'later'], 'in creation order');
+    });
+
+    test('webhooks: attempt reports are guarded by the attempt number; the last failed attempt leaves it failed, and kept', async () => {
+      await store.addWebhookDelivery(delivery('d', 'j', T0));
+      await store.claimWebhookDeliveries(T0, 1, T0 + 100);
+      const failure = { error: 'HTTP 503: busy', httpStatus: 503, retryAt: T0 + 5000, maxAttempts: 3 };
+      const retrying = await store.markWebhookAttemptFailed('d', 1, failure);
+      assert.deepEqual(
+        { state: retrying?.state, attempts: retrying?.attempts, next: retrying?.nextAttemptAt, error: retrying?.lastError, status: retrying?.lastStatus },
+        { state: 'pending', attempts: 1, next: T0 + 5000, error: 'HTTP 503: busy', status: 503 },
+      );
+      assert.deepEqual(await store.claimWebhookDeliveries(T0 + 4999, 10, T0 + 9000), []);
+
+      // Attempt 2 is taken over after its lease by attempt 3: attempt 2's late reports change nothing.
+      await store.claimWebhookDeliveries(T0 + 5000, 1, T0 + 6000);
+      await store.claimWebhookDeliveries(T0 + 6000, 1, T0 + 7000);
+      assert.equal(await store.markWebhookDelivered('d', 2, T0 + 6500, 200), false);
+      assert.equal(await store.markWebhookAttemptFailed('d', 2, { ...failure, retryAt: T0 + 6500 }), undefined);
+      assert.equal(await store.markWebhookDelivered('unknown', 1, T0, 200), false);
+
+      const failed = await store.markWebhookAttemptFailed('d', 3, { error: 'timed out after 10000 ms', httpStatus: null, retryAt: T0 + 99_000, maxAttempts: 3 });
+      assert.equal(failed?.state, 'failed');
+      assert.equal(failed?.attempts, 3);
+      assert.equal(failed?.lastStatus, null);
+      assert.equal(failed?.lastError, 'timed out after 10000 ms');
+      assert.deepEqual(await store.claimWebhookDeliveries(T0 + HOUR, 10, T0 + 2 * HOUR), [], 'a failed delivery is not retried');
+      assert.equal(await store.markWebhookDelivered('d', 3, T0 + 7000, 200), false, 'nor delivered afterwards');
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'tts', state: 'failed', limit: 10 })), ['d']);
+      assert.equal(await store.pruneWebhookDeliveries(T0 + 10 * HOUR), 0, 'failed deliveries are kept');
+    });
+
+    test('webhooks: delivered on a 2xx; releaseWebhookDelivery gives back an unfinished attempt; redeliverWebhook starts over', async () => {
+      await store.addWebhookDelivery(delivery('ok', 'j1', T0));
+      await store.addWebhookDelivery(delivery('stopped', 'j2', T0));
+      await store.claimWebhookDeliveries(T0, 10, T0 + 1000);
+      await store.markWebhookAttemptFailed('ok', 1, { error: 'HTTP 500', httpStatus: 500, retryAt: T0 + 100, maxAttempts: 8 });
+      await store.claimWebhookDeliveries(T0 + 100, 10, T0 + 200);
+      assert.equal(await store.markWebhookDelivered('ok', 2, T0 + 150, 204), true);
+      assert.equal(await store.markWebhookDelivered('ok', 2, T0 + 150, 204), false, 'once');
+      const [listed] = await store.listWebhookDeliveries({ endpoint: 'tts', state: 'delivered', limit: 10 });
+      assert.deepEqual(
+        { id: listed?.id, attempts: listed?.attempts, at: listed?.deliveredAt, status: listed?.lastStatus, error: listed?.lastError },
+        { id: 'ok', attempts: 2, at: T0 + 150, status: 204, error: null },
+      );
+      assert.equal('payload' in listed!, false, 'listings carry no payload');
+
+      assert.equal(await store.releaseWebhookDelivery('stopped', 1, T0 + 120), true);
+      const [back] = await store.claimWebhookDeliveries(T0 + 120, 10, T0 + 1000);
+      assert.equal(back?.id, 'stopped');
+      assert.equal(back?.attempts, 1, 'the released attempt did not count');
+
+      const again = await store.redeliverWebhook('ok', T0 + 500);
+      assert.deepEqual(
+        { state: again?.state, attempts: again?.attempts, next: again?.nextAttemptAt, deliveredAt: again?.deliveredAt },
+        { state: 'pending', attempts: 0, next: T0 + 500, deliveredAt: null },
+      );
+      assert.deepEqual(ids(await store.claimWebhookDeliveries(T0 + 500, 10, T0 + 600)), ['ok']);
+      assert.equal(await store.redeliverWebhook('unknown', T0), undefined);
+    });
+
+    test('webhooks: listWebhookDeliveries shows one endpoint newest first, optionally in one state; pruning drops old delivered ones only', async () => {
+      await store.addWebhookDelivery(delivery('a', 'j1', T0 + 1));
+      await store.addWebhookDelivery(delivery('b', 'j2', T0 + 2));
+      await store.addWebhookDelivery(delivery('c', 'j3', T0 + 3));
+      await store.addWebhookDelivery(delivery('other', 'j4', T0 + 4, { endpoint: 'vfx' }));
+      await store.claimWebhookDeliveries(T0 + 10, 10, T0 + 20);
+      await store.markWebhookDelivered('a', 1, T0 + 11, 200);
+      await store.markWebhookDelivered('other', 1, T0 + 11, 200);
+      await store.markWebhookAttemptFailed('b', 1, { error: 'x', httpStatus: 400, retryAt: T0 + 20, maxAttempts: 1 });
+
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'tts', limit: 10 })), ['c', 'b', 'a']);
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'tts', limit: 2 })), ['c', 'b']);
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'tts', state: 'pending', limit: 10 })), ['c']);
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'tts', state: 'failed', limit: 10 })), ['b']);
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'tts', state: 'delivered', limit: 10 })), ['a']);
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'none', limit: 10 })), []);
+
+      assert.equal(await store.pruneWebhookDeliveries(T0 + 11), 0, 'delivered at the cut-off, not before');
+      assert.equal(await store.pruneWebhookDeliveries(T0 + 12), 2);
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'tts', limit: 10 })), ['c', 'b']);
+    });
+
+    test('webhooks: gateways claiming deliveries together never get the same one', async () => {
+      const total = 120;
+      for (let i = 0; i < total; i++) await store.addWebhookDelivery(delivery(`d-${i}`, `j-${i}`, T0 + i));
+      const gateways = await Promise.all(Array.from({ length: 6 }, () => openAnother()));
+      const seen = new Map<string, number>();
+      await Promise.all(
+        gateways.map(async (gateway, n) => {
+          for (let round = 0; ; round++) {
+            const claimedNow = await gateway.claimWebhookDeliveries(T0 + HOUR, 1 + ((n + round) % 5), T0 + 2 * HOUR);
+            if (claimedNow.length === 0) return;
+            for (const d of claimedNow) {
+              assert.equal(seen.has(d.id), false, `${d.id} claimed by gateways ${seen.get(d.id)} and ${n}`);
+              seen.set(d.id, n);
+            }
+          }
+        }),
+      );
+      assert.equal(seen.size, total);
     });
 
     test('onJobsAvailable fires on enqueue, retry, unclaim and requeue; unsubscribing stops it', async () => {

@@ -80,8 +80,10 @@ export async function answerWorkerCall(ctx: GatewayContext, call: WorkerCall): P
     case 'job-stream': {
       const jobId = call.jobId ?? '';
       const { output } = parseStreamBody(parseJsonText(await readWorkerBody(call)));
-      if (await ctx.store.appendStream(jobId, workerId, [output])) ctx.events.notify(jobId);
-      else ctx.log.warn(`ignored stream chunk for job ${jobId}: worker ${workerId} does not hold it`, { endpoint, jobId, workerId });
+      if (await ctx.store.appendStream(jobId, workerId, [output])) {
+        ctx.events.notify(jobId);
+        await webhookEvent(ctx, endpoint, jobId, 'output');
+      } else ctx.log.warn(`ignored stream chunk for job ${jobId}: worker ${workerId} does not hold it`, { endpoint, jobId, workerId });
       return OK;
     }
     case 'job-stop': {
@@ -102,7 +104,10 @@ export async function answerWorkerCall(ctx: GatewayContext, call: WorkerCall): P
 async function jobDone(ctx: GatewayContext, endpoint: string, workerId: string, jobId: string, text: string): Promise<WorkerReply> {
   const post = parseDonePost(normaliseError(parseJsonText(text)));
   if (post.kind === 'progress') {
-    if (await ctx.store.progress(jobId, workerId, post.output)) ctx.events.notify(jobId);
+    if (await ctx.store.progress(jobId, workerId, post.output)) {
+      ctx.events.notify(jobId);
+      await webhookEvent(ctx, endpoint, jobId, 'progress');
+    }
     // A late progress post after the result is a known SDK race (runpod-python#250).
     else ctx.log.info(`ignored progress for job ${jobId}: not in progress on worker ${workerId}`, { endpoint, jobId, workerId });
     return OK;
@@ -124,6 +129,13 @@ async function jobDone(ctx: GatewayContext, endpoint: string, workerId: string, 
   }
   if (post.stopPod) ctx.workers.requestRecycle(workerId);
   return OK;
+}
+
+/** Queues a `progress`/`output` webhook for a job that asked for it (the dispatcher sends `completed` by itself). */
+async function webhookEvent(ctx: GatewayContext, endpoint: string, jobId: string, event: 'progress' | 'output'): Promise<void> {
+  if (!ctx.webhooks) return;
+  const job = await ctx.store.get(endpoint, jobId);
+  if (job) await ctx.webhooks.jobEvent(job, event);
 }
 
 /** Stop requests for the worker, holding up to `takeHoldMs` while there are none. */
@@ -195,7 +207,10 @@ async function takeJobs(ctx: GatewayContext, endpoint: string, workerId: string,
       woken = false;
       const jobs = await ctx.store.claim(endpoint, workerId, limit, ctx.clock.now());
       if (jobs.length > 0) {
-        if (!signal.aborted) return jobs;
+        if (!signal.aborted) {
+          for (const job of jobs) void ctx.webhooks?.jobEvent(job, 'start');
+          return jobs;
+        }
         await ctx.store.unclaim(
           jobs.map((j) => j.id),
           workerId,

@@ -49,11 +49,24 @@ export interface S3Config {
   objectPath?: string;
 }
 
+/**
+ * What a job's webhook may be sent for (a kiln extension, after Cog's webhook event filter):
+ * `start` (a worker took the job), `progress` (a progress update), `output` (a stream chunk),
+ * `completed` (the job ended: COMPLETED, FAILED, CANCELLED or TIMED_OUT).
+ */
+export const WEBHOOK_EVENTS = ['start', 'progress', 'output', 'completed'] as const;
+/** One of {@link WEBHOOK_EVENTS}. */
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+/** The events of a request that names none: RunPod's behaviour, one call when the job ends. */
+export const DEFAULT_WEBHOOK_EVENTS: readonly WebhookEvent[] = ['completed'];
+
 /** Body of `POST /run` and `POST /runsync`. */
 export interface RunRequest {
   input: unknown;
   /** http(s) URL that receives the terminal status object. */
   webhook?: string;
+  /** kiln extension: which events the webhook is sent for (default {@link DEFAULT_WEBHOOK_EVENTS}); listed once each, in {@link WEBHOOK_EVENTS} order. */
+  webhookEvents?: WebhookEvent[];
   policy?: RunPolicy;
   s3Config?: S3Config;
 }
@@ -69,6 +82,7 @@ export function parseRunRequest(value: unknown): RunRequest {
   const obj = requireObject(value, 'body');
   const request: RunRequest = { input: requirePresent(obj, 'input', '') };
   if (hasKey(obj, 'webhook')) request.webhook = parseWebhookUrl(obj.webhook);
+  if (hasKey(obj, 'webhookEvents')) request.webhookEvents = parseWebhookEvents(obj.webhookEvents);
   if (hasKey(obj, 'policy')) request.policy = parseRunPolicy(obj.policy);
   if (hasKey(obj, 's3Config')) request.s3Config = parseS3Config(obj.s3Config);
   return request;
@@ -85,6 +99,17 @@ function parseWebhookUrl(value: unknown): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ProtocolParseError('webhook', rule);
   return value;
+}
+
+function parseWebhookEvents(value: unknown): WebhookEvent[] {
+  const allowed = `must be one of ${WEBHOOK_EVENTS.join(', ')}`;
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new ProtocolParseError('webhookEvents', `must be a non-empty array of event names, each ${allowed.slice('must be '.length)}`);
+  }
+  value.forEach((item: unknown, index) => {
+    if (!WEBHOOK_EVENTS.some((event) => event === item)) throw new ProtocolParseError(fieldPath('webhookEvents', index), allowed);
+  });
+  return WEBHOOK_EVENTS.filter((event) => value.includes(event));
 }
 
 function parseRunPolicy(value: unknown): RunPolicy {

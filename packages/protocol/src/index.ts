@@ -28,6 +28,8 @@ export type {
 } from './worker-api.ts';
 export {
   CLIENT_LIMITS,
+  DEFAULT_WEBHOOK_EVENTS,
+  WEBHOOK_EVENTS,
   parseHealthResponse,
   parseRunRequest,
   parseRunResponse,
@@ -48,6 +50,9 @@ export type {
   StatusObject,
   StreamItem,
   StreamResponse,
+  WebhookEvent,
 } from './client-api.ts';
 export { ManualClock, realClock } from './clock.ts';
 export type { Clock } from './clock.ts';
+export { WEBHOOK_SECRET_PREFIX, WEBHOOK_TOLERANCE_SECONDS, WebhookVerificationError, signWebhook, verifyWebhook } from './webhook-signature.ts';
+export type { HeaderSource, VerifyWebhookOptions, WebhookHeaders, WebhookMessage, WebhookVerificationReason } from './webhook-signature.ts';

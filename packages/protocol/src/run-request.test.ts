@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CLIENT_LIMITS, ProtocolParseError, parseRunRequest, parseRunsyncWait } from './index.ts';
+import { CLIENT_LIMITS, ProtocolParseError, WEBHOOK_EVENTS, parseRunRequest, parseRunsyncWait } from './index.ts';
 
 function assertParseError(fn: () => unknown, field: string): ProtocolParseError {
   let caught: unknown;
@@ -40,6 +40,18 @@ test('webhook must be an http(s) URL', () => {
   for (const bad of ['not a url', 'ftp://x.test/h', 'javascript:alert(1)', 42]) {
     const error = assertParseError(() => parseRunRequest({ input: 1, webhook: bad }), 'webhook');
     assert.match(error.rule, /http\(s\) URL/);
+  }
+});
+
+test('webhookEvents (kiln extension): known event names, each once, in canonical order; anything else names the field and the allowed values', () => {
+  assert.equal('webhookEvents' in parseRunRequest({ input: 1, webhook: 'https://x.test/h' }), false, 'absent unless sent');
+  assert.deepEqual(parseRunRequest({ input: 1, webhookEvents: ['completed', 'start', 'start'] }).webhookEvents, ['start', 'completed']);
+  assert.deepEqual(parseRunRequest({ input: 1, webhookEvents: [...WEBHOOK_EVENTS].reverse() }).webhookEvents, [...WEBHOOK_EVENTS]);
+  const unknown = assertParseError(() => parseRunRequest({ input: 1, webhookEvents: ['start', 'finished'] }), 'webhookEvents[1]');
+  assert.equal(unknown.rule, 'must be one of start, progress, output, completed');
+  for (const bad of [[], 'completed', [1], null]) {
+    const error = assertParseError(() => parseRunRequest({ input: 1, webhookEvents: bad }), Array.isArray(bad) && bad.length > 0 ? 'webhookEvents[0]' : 'webhookEvents');
+    assert.match(error.rule, /start, progress, output, completed/);
   }
 });
 

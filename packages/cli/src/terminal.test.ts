@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ProgressDisplay, formatDuration, formatTable, painter, progressFraction, truncate, useColor } from './terminal.ts';
+
+const ANSI = /\u001b\[/;
+
+test('colour only on a terminal, and never with NO_COLOR set (an empty NO_COLOR does not count)', () => {
+  const tty = { write: () => true, isTTY: true };
+  const pipe = { write: () => true, isTTY: false };
+  assert.equal(useColor(tty, {}), true);
+  assert.equal(useColor(tty, { NO_COLOR: '1' }), false);
+  assert.equal(useColor(tty, { NO_COLOR: '' }), true);
+  assert.equal(useColor(pipe, {}), false);
+  assert.equal(painter(false)('red', 'x'), 'x');
+  assert.match(painter(true)('red', 'x'), ANSI);
+});
+
+test('tables pad columns to the widest cell, before colouring, and leave the last column unpadded', () => {
+  const rows = [
+    ['a', { text: 'COMPLETED', style: 'green' as const }, ''],
+    ['bbbb', { text: 'FAILED', style: 'red' as const }, 'boom'],
+  ];
+  assert.equal(formatTable(['ID', 'STATUS', 'ERROR'], rows, painter(false)), 'ID    STATUS     ERROR\na     COMPLETED\nbbbb  FAILED     boom\n');
+  const coloured = formatTable(['ID', 'STATUS', 'ERROR'], rows, painter(true));
+  assert.equal(coloured.replace(/\u001b\[\d+m/g, ''), 'ID    STATUS     ERROR\na     COMPLETED\nbbbb  FAILED     boom\n');
+});
+
+test('progress values read as a fraction when they say how far along the job is', () => {
+  assert.equal(progressFraction(0.25), 0.25);
+  assert.equal(progressFraction(40), 0.4);
+  assert.equal(progressFraction(250), undefined);
+  assert.equal(progressFraction('downloading 35%'), 0.35);
+  assert.equal(progressFraction('loading weights'), undefined);
+  assert.equal(progressFraction({ step: 1, of: 4 }), 0.25);
+  assert.equal(progressFraction({ current: 3, total: 4 }), 0.75);
+  assert.equal(progressFraction({ percent: 10 }), 0.1);
+  assert.equal(progressFraction({ progress: 0.5, stage: 'x' }), 0.5);
+  assert.equal(progressFraction({ stage: 'synthesizing' }), undefined);
+  assert.equal(progressFraction([1, 2]), undefined);
+});
+
+test('off a terminal, progress is one plain line per update', () => {
+  let written = '';
+  const display = new ProgressDisplay({ write: (t: string) => (written += t), isTTY: false });
+  display.update({ step: 1, of: 3 });
+  display.update('warming up');
+  display.clear();
+  assert.equal(written, 'progress 33% {"step":1,"of":3}\nprogress warming up\n');
+});
+
+test('durations and truncation for people', () => {
+  assert.equal(formatDuration(undefined), '-');
+  assert.equal(formatDuration(850), '850 ms');
+  assert.equal(formatDuration(2500), '2.5 s');
+  assert.equal(formatDuration(200_000), '3 min 20 s');
+  assert.equal(truncate('line one\n  line two', 100), 'line one line two');
+  assert.equal(truncate('abcdef', 4), 'abc…');
+});
