@@ -5,7 +5,7 @@
 import path from 'node:path';
 
 /** The benchmarks `--only` can pick. */
-export const BENCH_NAMES = ['cold-start', 'take-latency', 'throughput', 'gateway-runsync', 'gateway-throughput', 'stream-latency', 'models-pull', 'example-tts'] as const;
+export const BENCH_NAMES = ['cold-start', 'take-latency', 'throughput', 'gateway-runsync', 'gateway-throughput', 'stream-latency', 'models-pull', 'example-tts', 'example-avatar'] as const;
 /** One of {@link BENCH_NAMES}. */
 export type BenchName = (typeof BENCH_NAMES)[number];
 
@@ -46,6 +46,8 @@ export interface BenchConfig {
   readonly streamLatency: { readonly rounds: number; readonly chunksPerJob: number; readonly spacingMs: readonly [number, number] };
   /** The TTS example: cold-start rounds (a fresh worker each), then warm jobs one at a time on the last one. */
   readonly exampleTts: { readonly rounds: number; readonly warmJobs: number };
+  /** The avatar example: as `exampleTts`, on a fixed 2 s input. */
+  readonly exampleAvatar: { readonly rounds: number; readonly warmJobs: number };
   readonly gatewayThroughput: {
     readonly jobs: number;
     readonly warmupJobs: number;
@@ -105,6 +107,7 @@ export function readBenchConfig(argv: readonly string[], env: Readonly<Record<st
     gatewayRunsync: Object.freeze({ rounds: quick ? 2 : 5, requestsPerRound: quick ? 300 : 500, warmupRequests: quick ? 100 : 300 }),
     streamLatency: Object.freeze({ rounds: quick ? 1 : 3, chunksPerJob: quick ? 50 : 200, spacingMs: Object.freeze([3, 7] as const) }),
     exampleTts: Object.freeze({ rounds: quick ? 3 : 10, warmJobs: quick ? 10 : 40 }),
+    exampleAvatar: Object.freeze({ rounds: quick ? 3 : 8, warmJobs: quick ? 5 : 20 }),
     gatewayThroughput: Object.freeze({
       jobs: 1000,
       warmupJobs: quick ? 100 : 200,

@@ -24,6 +24,7 @@ import { measureGatewayRunsync, type GatewayRunsyncResult } from './gateway-runs
 import { measureGatewayThroughput, type GatewayThroughputResult } from './gateway-throughput.ts';
 import { formatModelsPull, measureModelsPull, summarizeModelsPull, type ModelsPullResult } from './models-pull.ts';
 import { formatExampleTts, measureExampleTts, type ExampleTtsResult } from './example-tts.ts';
+import { formatExampleAvatar, measureExampleAvatar, type ExampleAvatarResult } from './example-avatar.ts';
 import { formatReport, summarize } from './report.ts';
 import { formatStreamLatency, measureStreamLatency, summarizeStreamLatency, type StreamLatencyResult } from './stream-latency.ts';
 import { measureTakeLatency, type TakeLatencyResult } from './take-latency.ts';
@@ -44,6 +45,7 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
     streamLatency?: StreamLatencyResult;
     modelsPull?: ModelsPullResult;
     exampleTts?: ExampleTtsResult;
+    exampleAvatar?: ExampleAvatarResult;
   } = {};
 
   if (config.only.includes('cold-start')) {
@@ -96,6 +98,10 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
     progress(`example-tts: ${config.exampleTts.rounds} cold starts, ${config.exampleTts.warmJobs} warm jobs`);
     results.exampleTts = await measureExampleTts(config, processes, progress);
   }
+  if (config.only.includes('example-avatar')) {
+    progress(`example-avatar: ${config.exampleAvatar.rounds} cold starts, ${config.exampleAvatar.warmJobs} warm jobs`);
+    results.exampleAvatar = await measureExampleAvatar(config, processes, progress);
+  }
 
   const summary = { ...summarize(results), ...(results.streamLatency ? { streamLatency: summarizeStreamLatency(results.streamLatency) } : {}) };
   const loadAfter = os.loadavg();
@@ -112,6 +118,7 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
     process.stdout.write(formatModelsPull(results.modelsPull) + '\n');
   }
   if (results.exampleTts) process.stdout.write(formatExampleTts(results.exampleTts) + '\n');
+  if (results.exampleAvatar) process.stdout.write(formatExampleAvatar(results.exampleAvatar) + '\n');
 
   const dir = path.join(config.repoRoot, 'bench/results');
   mkdirSync(dir, { recursive: true });

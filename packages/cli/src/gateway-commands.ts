@@ -1,7 +1,11 @@
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { styleText } from 'node:util';
-import { Gateway, loadConfig, type GatewayLogger, type LogLine } from '@kiln/gateway';
+import { Gateway, loadConfig, type GatewayConfig, type GatewayLogger, type LogLine } from '@kiln/gateway';
+import { readModelsSettings } from '@kiln/models';
+import { describeEndpoints } from './dev-endpoints.ts';
+import { checkEndpointModels, formatModelCheck, type ModelCheck } from './dev-models.ts';
+import { PullProgress } from './models-progress.ts';
 
 /** Options shared by `kiln serve` and `kiln dev`. */
 export interface GatewayCommandOptions {
@@ -12,15 +16,34 @@ export interface GatewayCommandOptions {
 
 const useColor = (env: Record<string, string | undefined>) => env['NO_COLOR'] === undefined && process.stderr.isTTY === true;
 
-/** `kiln serve`: the long-running gateway, JSON logs on stderr. Resolves when it stopped (SIGTERM/SIGINT). */
+/** `kiln serve` logs: one JSON line per message on stderr, as the gateway's own. */
+const jsonLogger: GatewayLogger = {
+  info: (message, fields) => void process.stderr.write(`${JSON.stringify({ level: 'info', time: Date.now(), message, ...fields })}\n`),
+  warn: (message, fields) => void process.stderr.write(`${JSON.stringify({ level: 'warn', time: Date.now(), message, ...fields })}\n`),
+  error: (message, fields) => void process.stderr.write(`${JSON.stringify({ level: 'error', time: Date.now(), message, ...fields })}\n`),
+};
+
+/**
+ * `kiln serve`: the long-running gateway, JSON logs on stderr. Once it listens, the models its
+ * endpoints list are pulled or verified (one log line each; a model that cannot be obtained is
+ * logged as a warning and the gateway keeps serving). Resolves when it stopped (SIGTERM/SIGINT).
+ */
 export async function serveCommand(options: GatewayCommandOptions, env: Record<string, string | undefined>): Promise<number> {
-  const gateway = new Gateway(loadConfigWithOverrides(options, env));
-  return runUntilSignal(gateway, false);
+  const config = loadConfigWithOverrides(options, env);
+  const gateway = new Gateway(config, { log: jsonLogger });
+  return runUntilSignal(gateway, 'serve', async (url, signal) => {
+    process.stderr.write(`kiln serve: listening on ${url} (endpoints: ${Object.keys(config.endpoints).join(', ')})\n`);
+    const checks = await checkModelsReporting(config, options, env, signal, jsonLogger, false);
+    process.stderr.write(`kiln serve: ready${modelsSummary(checks)}\n`);
+  });
 }
 
 /**
  * `kiln dev`: the same gateway with human-readable logs (worker lines prefixed by worker id), and
- * an endpoint's workers restarted when files in its folder change.
+ * an endpoint's workers restarted when files in its folder change. It prints the URL as soon as it
+ * listens, then pulls or verifies the models the endpoints list (progress bars on a terminal, one
+ * line per model otherwise; workers that start meanwhile wait on the model's lock in `ensure()`),
+ * then each endpoint's URL with a ready-to-paste curl, and a `ready` line.
  */
 export async function devCommand(options: GatewayCommandOptions, env: Record<string, string | undefined>): Promise<number> {
   const config = loadConfigWithOverrides(options, env);
@@ -36,7 +59,21 @@ export async function devCommand(options: GatewayCommandOptions, env: Record<str
   const gateway = new Gateway(config, { log, onWorkerLog });
   const watchers: FSWatcher[] = [];
   const restartTimers = new Map<string, NodeJS.Timeout>();
-  const started = runUntilSignal(gateway, true, () => {
+  const started = runUntilSignal(gateway, 'dev', async (url, signal) => {
+    process.stderr.write(`kiln dev: listening on ${url} (endpoints: ${Object.keys(config.endpoints).join(', ')})\n`);
+    startWatching();
+    const checks = await checkModelsReporting(config, options, env, signal, log, process.stderr.isTTY === true);
+    process.stderr.write(`\n${paint('bold', 'endpoints')} (RunPod's API: /run, /runsync, /status/<id>, /stream/<id>, /cancel/<id>, /health)\n`);
+    const usages = await describeEndpoints(config, url);
+    const width = Math.max(...usages.map((u) => u.endpoint.length));
+    for (const usage of usages) {
+      const missing = checks.filter((c) => (c.state === 'manual' || c.state === 'failed') && c.endpoints.includes(usage.endpoint)).map((c) => c.model);
+      process.stderr.write(`  ${paint('cyan', usage.endpoint.padEnd(width))}  ${usage.url}${missing.length > 0 ? paint('yellow', `  (jobs will fail until ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} installed)`) : ''}\n`);
+      process.stderr.write(`    ${usage.curl}\n`);
+    }
+    process.stderr.write(`kiln dev: ready${modelsSummary(checks)}; Ctrl-C stops the workers and the gateway\n`);
+  });
+  function startWatching(): void {
     for (const [endpoint, settings] of Object.entries(config.endpoints)) {
       try {
         const watcher = watch(settings.worker.cwd, { recursive: true }, (_event, file) => {
@@ -55,7 +92,7 @@ export async function devCommand(options: GatewayCommandOptions, env: Record<str
         log.warn(`not watching ${settings.worker.cwd}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
-  });
+  }
   const code = await started;
   for (const w of watchers) w.close();
   for (const t of restartTimers.values()) clearTimeout(t);
@@ -69,18 +106,70 @@ function loadConfigWithOverrides(options: GatewayCommandOptions, env: Record<str
   });
 }
 
-async function runUntilSignal(gateway: Gateway, dev: boolean, onStarted?: () => void): Promise<number> {
-  const url = await gateway.start();
-  const endpoints = Object.keys(gateway.config.endpoints);
-  process.stderr.write(`kiln ${dev ? 'dev' : 'serve'}: listening on ${url} (endpoints: ${endpoints.join(', ')})\n`);
-  if (endpoints[0]) {
-    process.stderr.write(`  try: curl -s -X POST ${url}/v2/${endpoints[0]}/runsync -H 'content-type: application/json' -d '{"input":{"message":"hello"}}'\n`);
+/**
+ * Checks the endpoints' models and reports each one through `log` (warnings for models that cannot
+ * be obtained). Never throws: a broken models section or unusable models settings is logged, and
+ * the gateway keeps running.
+ */
+async function checkModelsReporting(
+  config: GatewayConfig,
+  options: GatewayCommandOptions,
+  env: Record<string, string | undefined>,
+  signal: AbortSignal,
+  log: GatewayLogger,
+  bars: boolean,
+): Promise<ModelCheck[]> {
+  if (!Object.values(config.endpoints).some((e) => e.models.length > 0)) return [];
+  const progress = bars ? new PullProgress({ stdout: process.stdout, stderr: process.stderr, env }) : undefined;
+  let checks: ModelCheck[];
+  try {
+    const settings = readModelsSettings(env, { config: path.resolve(options.config) });
+    checks = await checkEndpointModels(config, { settings, signal, ...(progress === undefined ? {} : { onEvent: progress.onEvent }) });
+  } catch (error) {
+    if (!signal.aborted) log.warn(`models not checked: ${error instanceof Error ? error.message : String(error)}`);
+    return [];
+  } finally {
+    progress?.stop();
   }
-  onStarted?.();
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+  for (const check of checks) {
+    const fields = { model: check.model, state: check.state, endpoints: check.endpoints, path: check.path };
+    if (check.state === 'manual' || check.state === 'failed') log.warn(`model ${formatModelCheck(check)}`, fields);
+    else log.info(`model ${formatModelCheck(check)}`, fields);
+  }
+  return checks;
+}
+
+function modelsSummary(checks: readonly ModelCheck[]): string {
+  if (checks.length === 0) return '';
+  const bad = checks.filter((c) => c.state === 'manual' || c.state === 'failed').length;
+  return ` (models: ${checks.length - bad} ready${bad > 0 ? `, ${bad} missing` : ''})`;
+}
+
+/**
+ * Starts the gateway, runs `afterListen` (model checks, the endpoint list) while listening, and
+ * stops on SIGINT/SIGTERM, which also aborts `afterListen`'s signal (a pull in progress keeps its
+ * partial files for the next start).
+ */
+async function runUntilSignal(gateway: Gateway, mode: 'dev' | 'serve', afterListen: (url: string, signal: AbortSignal) => Promise<void>): Promise<number> {
+  const url = await gateway.start();
+  const stopping = new AbortController();
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      stopping.abort(new Error('stopping'));
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
+  await Promise.race([
+    afterListen(url, stopping.signal).catch((error: unknown) => {
+      if (!stopping.signal.aborted) process.stderr.write(`kiln ${mode}: ${error instanceof Error ? error.message : String(error)}\n`);
+    }),
+    stopped,
+  ]);
+  await stopped;
   process.stderr.write('kiln: stopping workers and the gateway…\n');
   await gateway.stop();
   return 0;

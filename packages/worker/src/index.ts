@@ -17,6 +17,7 @@ export { ManualClock, realClock } from '@kiln/protocol';
 export type { Clock } from '@kiln/protocol';
 export { createLogger, LOG_LEVELS } from './log.ts';
 export type { Logger, LogLevel, LogSink } from './log.ts';
+export { isValidOverlap, nearestValidOverlaps, overlapRuleMessage, overlapWeight, planChunks, type ChunkPlanOptions, type ChunkSpan } from './chunk-plan.ts';
 export { resolveJobUrls, appendQuery } from './job-urls.ts';
 export type { JobUrls, JobUrlTemplates } from './job-urls.ts';
 export { LOOP_TIMINGS } from './job-loop.ts';

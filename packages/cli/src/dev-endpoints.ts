@@ -1,0 +1,61 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { GatewayConfig } from '@kiln/gateway';
+
+/** The request body used when an endpoint's worker folder has no `test_input.json`. */
+export const EMPTY_REQUEST = '{"input":{}}';
+
+/** An endpoint as `kiln dev` shows it: its base URL and a request one can paste. */
+export interface EndpointUsage {
+  readonly endpoint: string;
+  /** `…/v2/<endpoint>`: append `/run`, `/runsync`, `/status/<id>`, … */
+  readonly url: string;
+  /** A `/runsync` call with the worker's `test_input.json` (or {@link EMPTY_REQUEST}). */
+  readonly curl: string;
+  /** Where the body came from: the test_input.json path, or why it was not used. */
+  readonly bodyFrom: string;
+}
+
+/**
+ * A request body from `test_input.json` in the worker's folder, compacted to one line, or
+ * {@link EMPTY_REQUEST} when the file is absent or not JSON (the reason is in `from`).
+ */
+export async function readTestInput(workerCwd: string): Promise<{ body: string; from: string }> {
+  const file = path.join(workerCwd, 'test_input.json');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return { body: EMPTY_REQUEST, from: 'no test_input.json' };
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    // RunPod's test_input.json is the whole request ({ input: … }); a bare object is taken as the input.
+    const request = typeof parsed === 'object' && parsed !== null && 'input' in parsed ? parsed : { input: parsed };
+    return { body: JSON.stringify(request), from: file };
+  } catch (error) {
+    return { body: EMPTY_REQUEST, from: `${file} is not JSON (${error instanceof Error ? error.message : String(error)})` };
+  }
+}
+
+/** Quotes a string for POSIX shells. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * Each endpoint's URL and a ready-to-paste `curl` for it, in the config's order.
+ *
+ * @example
+ * for (const e of await describeEndpoints(config, 'http://127.0.0.1:8080')) console.error(`${e.url}\n  ${e.curl}`);
+ */
+export async function describeEndpoints(config: GatewayConfig, baseUrl: string): Promise<EndpointUsage[]> {
+  return Promise.all(
+    Object.entries(config.endpoints).map(async ([endpoint, settings]) => {
+      const { body, from } = await readTestInput(settings.worker.cwd);
+      const url = `${baseUrl}/v2/${endpoint}`;
+      const auth = config.gateway.apiKeys.length > 0 ? ` -H 'authorization: Bearer <api key>'` : '';
+      return { endpoint, url, curl: `curl -s -X POST ${url}/runsync -H 'content-type: application/json'${auth} -d ${shellQuote(body)}`, bodyFrom: from };
+    }),
+  );
+}
