@@ -43,7 +43,7 @@ before(async () => {
       },
       gateway: { port: 0, pingIntervalMs: 1000, pingTimeoutMs: 5000, stopGraceMs: 2000 },
     },
-    { baseDir: dir, env: {} },
+    { baseDir: dir, env: {}, file: path.join(dir, 'kiln.config.json') },
   );
   gateway = new Gateway(config, { tickMs: 100, log: { info() {}, warn() {}, error() {} } });
   await gateway.start();
@@ -182,14 +182,15 @@ test('health counts jobs and workers; worker logs are readable per job', async (
   assert.ok(lines.every((l) => l.jobId === String(sync['id'])));
 });
 
-test('a spawned worker gets the RunPod variables, its endpoint env, and KILN_VOLUME = the endpoint\'s models volume; not the gateway\'s env', async () => {
-  const names = ['RUNPOD_ENDPOINT_ID', 'RUNPOD_POD_ID', 'KILN_VOLUME', 'HF_HOME', 'NODE_TEST_CONTEXT'];
+test('a spawned worker gets the RunPod variables, its endpoint env, KILN_VOLUME (the endpoint\'s models volume) and KILN_CONFIG; not the gateway\'s env', async () => {
+  const names = ['RUNPOD_ENDPOINT_ID', 'RUNPOD_POD_ID', 'KILN_VOLUME', 'KILN_CONFIG', 'HF_HOME', 'NODE_TEST_CONTEXT'];
   const { json } = await call('POST', `${base}/env/runsync`, { input: { names } });
   assert.equal(json['status'], 'COMPLETED');
   const env = json['output'] as Record<string, string | null>;
   assert.equal(env['RUNPOD_ENDPOINT_ID'], 'env');
   assert.equal(env['RUNPOD_POD_ID'], json['workerId']);
   assert.equal(env['KILN_VOLUME'], path.join(dir, 'volumes/models'));
+  assert.equal(env['KILN_CONFIG'], path.join(dir, 'kiln.config.json'), 'the manifest ensure() reads is the gateway\'s config');
   assert.equal(env['HF_HOME'], '/cache/hf');
   assert.equal(env['NODE_TEST_CONTEXT'], null, 'the gateway process\'s own environment is not passed on');
 });

@@ -147,6 +147,8 @@ export interface GatewaySettings {
 export interface GatewayConfig {
   /** Folder relative paths were resolved against (the config file's). */
   readonly baseDir: string;
+  /** The config file, absolute, when it was loaded from one. */
+  readonly file?: string;
   readonly endpoints: Readonly<Record<string, EndpointConfig>>;
   /** Model manifest entries, as written (the models package owns their schema). */
   readonly models: Readonly<Record<string, unknown>>;
@@ -358,6 +360,8 @@ export interface ParseConfigOptions {
   baseDir: string;
   /** The environment: `{ secret }` values, `KILN_API_KEYS` (comma list) and `KILN_DATABASE_URL` come from here. */
   env: Readonly<Record<string, string | undefined>>;
+  /** The file the value was read from, when there is one (workers get it as `KILN_CONFIG`). */
+  file?: string;
 }
 
 /**
@@ -392,7 +396,7 @@ export function parseConfig(value: unknown, options: ParseConfigOptions): Gatewa
 
   const gateway = resolveGateway(raw.gateway, baseDir, options.env, issues);
   if (issues.length > 0) throw new ConfigError(issues);
-  return deepFreeze({ baseDir, endpoints, models: raw.models, pricing: raw.pricing, gateway });
+  return deepFreeze({ baseDir, ...(options.file === undefined ? {} : { file: path.resolve(options.file) }), endpoints, models: raw.models, pricing: raw.pricing, gateway });
 }
 
 function endpointNameIssues(input: unknown): ConfigIssue[] {
@@ -437,7 +441,7 @@ export function loadConfig(
     value = { ...raw, gateway };
   }
   try {
-    return parseConfig(value, { baseDir: path.dirname(absolute), env });
+    return parseConfig(value, { baseDir: path.dirname(absolute), env, file: absolute });
   } catch (error) {
     if (error instanceof ConfigError) throw new ConfigError(error.issues, { file: absolute, cause: error });
     throw error;

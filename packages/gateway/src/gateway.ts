@@ -250,6 +250,8 @@ export class Gateway {
     const env: Record<string, string> = {
       // Where `@kiln/models`' ensure() finds and puts weights: the endpoint's models volume, as RunPod mounts it.
       ...(settings.volumes['models'] ? { KILN_VOLUME: settings.volumes['models'].local } : {}),
+      // The manifest `ensure()` reads: the gateway's own config, wherever the worker's folder is.
+      ...(this.config.file === undefined ? {} : { KILN_CONFIG: this.config.file }),
       ...settings.resolvedEnv,
       RUNPOD_WEBHOOK_GET_JOB: `${base}/job-take/${workerId}?gpu=${gpu}`,
       RUNPOD_WEBHOOK_POST_OUTPUT: `${base}/job-done/${workerId}/$ID?gpu=${gpu}`,
