@@ -5,7 +5,7 @@
 import path from 'node:path';
 
 /** The benchmarks `--only` can pick. */
-export const BENCH_NAMES = ['cold-start', 'take-latency', 'throughput', 'gateway-runsync', 'gateway-throughput', 'stream-latency', 'models-pull', 'example-tts', 'example-avatar'] as const;
+export const BENCH_NAMES = ['cold-start', 'take-latency', 'throughput', 'gateway-runsync', 'gateway-throughput', 'stream-latency', 'models-pull', 'example-tts', 'example-avatar', 'example-vfx'] as const;
 /** One of {@link BENCH_NAMES}. */
 export type BenchName = (typeof BENCH_NAMES)[number];
 
@@ -48,6 +48,8 @@ export interface BenchConfig {
   readonly exampleTts: { readonly rounds: number; readonly warmJobs: number };
   /** The avatar example: as `exampleTts`, on a fixed 2 s input. */
   readonly exampleAvatar: { readonly rounds: number; readonly warmJobs: number };
+  /** The VFX example: as `exampleTts`, every stage on a fixed 10-frame clip. */
+  readonly exampleVfx: { readonly rounds: number; readonly warmJobs: number };
   readonly gatewayThroughput: {
     readonly jobs: number;
     readonly warmupJobs: number;
@@ -108,6 +110,7 @@ export function readBenchConfig(argv: readonly string[], env: Readonly<Record<st
     streamLatency: Object.freeze({ rounds: quick ? 1 : 3, chunksPerJob: quick ? 50 : 200, spacingMs: Object.freeze([3, 7] as const) }),
     exampleTts: Object.freeze({ rounds: quick ? 3 : 10, warmJobs: quick ? 10 : 40 }),
     exampleAvatar: Object.freeze({ rounds: quick ? 3 : 8, warmJobs: quick ? 5 : 20 }),
+    exampleVfx: Object.freeze({ rounds: quick ? 3 : 6, warmJobs: quick ? 5 : 15 }),
     gatewayThroughput: Object.freeze({
       jobs: 1000,
       warmupJobs: quick ? 100 : 200,

@@ -25,6 +25,7 @@ import { measureGatewayThroughput, type GatewayThroughputResult } from './gatewa
 import { formatModelsPull, measureModelsPull, summarizeModelsPull, type ModelsPullResult } from './models-pull.ts';
 import { formatExampleTts, measureExampleTts, type ExampleTtsResult } from './example-tts.ts';
 import { formatExampleAvatar, measureExampleAvatar, type ExampleAvatarResult } from './example-avatar.ts';
+import { formatExampleVfx, measureExampleVfx, type ExampleVfxResult } from './example-vfx.ts';
 import { formatReport, summarize } from './report.ts';
 import { formatStreamLatency, measureStreamLatency, summarizeStreamLatency, type StreamLatencyResult } from './stream-latency.ts';
 import { measureTakeLatency, type TakeLatencyResult } from './take-latency.ts';
@@ -46,6 +47,7 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
     modelsPull?: ModelsPullResult;
     exampleTts?: ExampleTtsResult;
     exampleAvatar?: ExampleAvatarResult;
+    exampleVfx?: ExampleVfxResult;
   } = {};
 
   if (config.only.includes('cold-start')) {
@@ -102,6 +104,10 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
     progress(`example-avatar: ${config.exampleAvatar.rounds} cold starts, ${config.exampleAvatar.warmJobs} warm jobs`);
     results.exampleAvatar = await measureExampleAvatar(config, processes, progress);
   }
+  if (config.only.includes('example-vfx')) {
+    progress(`example-vfx: ${config.exampleVfx.rounds} cold starts, ${config.exampleVfx.warmJobs} warm jobs`);
+    results.exampleVfx = await measureExampleVfx(config, processes, progress);
+  }
 
   const summary = { ...summarize(results), ...(results.streamLatency ? { streamLatency: summarizeStreamLatency(results.streamLatency) } : {}) };
   const loadAfter = os.loadavg();
@@ -119,6 +125,7 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
   }
   if (results.exampleTts) process.stdout.write(formatExampleTts(results.exampleTts) + '\n');
   if (results.exampleAvatar) process.stdout.write(formatExampleAvatar(results.exampleAvatar) + '\n');
+  if (results.exampleVfx) process.stdout.write(formatExampleVfx(results.exampleVfx) + '\n');
 
   const dir = path.join(config.repoRoot, 'bench/results');
   mkdirSync(dir, { recursive: true });

@@ -5,6 +5,9 @@ import type { GatewayConfig } from '@kiln/gateway';
 /** The request body used when an endpoint's worker folder has no `test_input.json`. */
 export const EMPTY_REQUEST = '{"input":{}}';
 
+/** Longer request bodies are not pasted into the curl line; it reads the file (`-d @file`) instead. */
+export const MAX_INLINE_BODY_CHARS = 400;
+
 /** An endpoint as `kiln dev` shows it: its base URL and a request one can paste. */
 export interface EndpointUsage {
   readonly endpoint: string;
@@ -20,7 +23,7 @@ export interface EndpointUsage {
  * A request body from `test_input.json` in the worker's folder, compacted to one line, or
  * {@link EMPTY_REQUEST} when the file is absent or not JSON (the reason is in `from`).
  */
-export async function readTestInput(workerCwd: string): Promise<{ body: string; from: string }> {
+export async function readTestInput(workerCwd: string): Promise<{ body: string; from: string; file?: string }> {
   const file = path.join(workerCwd, 'test_input.json');
   let text: string;
   try {
@@ -31,8 +34,8 @@ export async function readTestInput(workerCwd: string): Promise<{ body: string; 
   try {
     const parsed: unknown = JSON.parse(text);
     // RunPod's test_input.json is the whole request ({ input: … }); a bare object is taken as the input.
-    const request = typeof parsed === 'object' && parsed !== null && 'input' in parsed ? parsed : { input: parsed };
-    return { body: JSON.stringify(request), from: file };
+    if (typeof parsed === 'object' && parsed !== null && 'input' in parsed) return { body: JSON.stringify(parsed), from: file, file };
+    return { body: JSON.stringify({ input: parsed }), from: file };
   } catch (error) {
     return { body: EMPTY_REQUEST, from: `${file} is not JSON (${error instanceof Error ? error.message : String(error)})` };
   }
@@ -49,13 +52,15 @@ function shellQuote(text: string): string {
  * @example
  * for (const e of await describeEndpoints(config, 'http://127.0.0.1:8080')) console.error(`${e.url}\n  ${e.curl}`);
  */
-export async function describeEndpoints(config: GatewayConfig, baseUrl: string): Promise<EndpointUsage[]> {
+export async function describeEndpoints(config: GatewayConfig, baseUrl: string, cwd: string = process.cwd()): Promise<EndpointUsage[]> {
   return Promise.all(
     Object.entries(config.endpoints).map(async ([endpoint, settings]) => {
-      const { body, from } = await readTestInput(settings.worker.cwd);
+      const { body, from, file } = await readTestInput(settings.worker.cwd);
       const url = `${baseUrl}/v2/${endpoint}`;
       const auth = config.gateway.apiKeys.length > 0 ? ` -H 'authorization: Bearer <api key>'` : '';
-      return { endpoint, url, curl: `curl -s -X POST ${url}/runsync -H 'content-type: application/json'${auth} -d ${shellQuote(body)}`, bodyFrom: from };
+      // A file that already holds the whole request can be sent as it is (e.g. a video inline as base64).
+      const data = file !== undefined && body.length > MAX_INLINE_BODY_CHARS ? shellQuote(`@${path.relative(cwd, file)}`) : shellQuote(body);
+      return { endpoint, url, curl: `curl -s -X POST ${url}/runsync -H 'content-type: application/json'${auth} -d ${data}`, bodyFrom: from };
     }),
   );
 }

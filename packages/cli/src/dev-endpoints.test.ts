@@ -1,0 +1,29 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { parseConfig } from '@kiln/gateway';
+import { describeEndpoints, MAX_INLINE_BODY_CHARS } from './dev-endpoints.ts';
+
+const dirs: string[] = [];
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+test('the curl pastes short bodies, reads a long whole-request test_input.json with -d @file, and wraps a bare input', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-dev-endpoints-'));
+  dirs.push(dir);
+  const long = 'x'.repeat(MAX_INLINE_BODY_CHARS);
+  const inputs: Record<string, unknown> = { short: { input: { a: 1 } }, long: { input: { video: long } }, bare: { video: long } };
+  for (const [name, value] of Object.entries(inputs)) {
+    await mkdir(path.join(dir, name));
+    await writeFile(path.join(dir, name, 'test_input.json'), JSON.stringify(value));
+  }
+  const endpoints = Object.fromEntries(Object.keys(inputs).map((name) => [name, { worker: { command: 'node w.js', cwd: name } }]));
+  const config = parseConfig({ endpoints }, { baseDir: dir, env: {} });
+  const usage = Object.fromEntries((await describeEndpoints(config, 'http://127.0.0.1:8080', dir)).map((u) => [u.endpoint, u.curl]));
+  assert.equal(usage['short'], `curl -s -X POST http://127.0.0.1:8080/v2/short/runsync -H 'content-type: application/json' -d '{"input":{"a":1}}'`);
+  assert.equal(usage['long'], `curl -s -X POST http://127.0.0.1:8080/v2/long/runsync -H 'content-type: application/json' -d '@long/test_input.json'`);
+  assert.ok(usage['bare']?.endsWith(`-d '{"input":{"video":"${long}"}}'`), 'a bare input cannot be sent as the file: it is wrapped inline');
+});
