@@ -10,6 +10,7 @@ import { openPostgresStore } from './postgres-store.ts';
 import { ProcessDriver, type WorkerProcess } from './process-driver.ts';
 import { planScaling } from './scaling.ts';
 import { openSqliteStore } from './sqlite-store.ts';
+import { StartBackoff } from './start-backoff.ts';
 import { Supervisor } from './supervisor.ts';
 import { WorkerRegistry } from './worker-registry.ts';
 import { WebhookDispatcher } from './webhook-dispatcher.ts';
@@ -66,6 +67,7 @@ export class Gateway {
   readonly #driver: ProcessDriver;
   readonly #processes = new Map<string, WorkerProcess>();
   readonly #pendingLogs: LogLine[] = [];
+  readonly #startBackoff = new StartBackoff();
   #server: Server | undefined;
   #url = '';
   #stopping = new AbortController();
@@ -235,7 +237,9 @@ export class Gateway {
         now,
       });
       for (const id of plan.stop) void this.#stopWorker(id);
-      for (let i = 0; i < plan.start; i++) this.#spawn(endpoint);
+      if (this.registry.list(endpoint).some((w) => w.readyAt !== null)) this.#startBackoff.succeeded(endpoint);
+      const starts = Math.min(plan.start, this.#startBackoff.startsAllowed(endpoint, now));
+      for (let i = 0; i < starts; i++) this.#spawn(endpoint);
     }
     for (const worker of this.registry.list()) if (worker.recycle && worker.state !== 'draining') void this.#stopWorker(worker.workerId);
   }
@@ -270,6 +274,15 @@ export class Gateway {
     this.#processes.set(workerId, proc);
     void proc.exited.then(async (exit) => {
       this.#processes.delete(workerId);
+      const info = this.registry.get(workerId);
+      if (info?.readyAt !== null && info?.readyAt !== undefined) this.#startBackoff.succeeded(endpoint);
+      else if (info?.state !== 'draining' && !this.#stopping.signal.aborted) {
+        const { failures, delayMs } = this.#startBackoff.failed(endpoint, this.#clock.now());
+        this.#log.warn(
+          `worker ${workerId} of endpoint ${endpoint} exited before it was ready (${failures} in a row); next start in ${delayMs} ms: see its stderr above`,
+          { endpoint, workerId, ...exit, failures, delayMs },
+        );
+      }
       this.#log.info(`worker ${workerId} exited`, exit);
       await this.#supervisor!.workerExited(workerId, exit);
       this.#requestScale();

@@ -1,0 +1,46 @@
+/** First pause after a worker of an endpoint exits before it was ever ready; it doubles with each failure in a row. */
+export const START_BACKOFF_INITIAL_MS = 1000;
+/** Longest pause between two starts of a worker that keeps failing. */
+export const START_BACKOFF_MAX_MS = 60_000;
+
+/**
+ * Per endpoint: how long to wait before starting another worker after workers exited before they
+ * were ever ready (a missing module, a syntax error, a bad command). Without it the gateway would
+ * restart a broken worker as fast as it dies while a job waits. A worker that gets ready resets it.
+ *
+ * @example
+ * const backoff = new StartBackoff();
+ * backoff.failed('tts', now);          // { failures: 1, delayMs: 1000 }
+ * backoff.startsAllowed('tts', now);   // 0 until now + 1000, then 1 (one probe at a time)
+ * backoff.succeeded('tts');            // a worker took a job: back to normal scaling
+ */
+export class StartBackoff {
+  readonly #initialMs: number;
+  readonly #maxMs: number;
+  readonly #failing = new Map<string, { failures: number; retryAt: number }>();
+
+  constructor(options: { initialMs?: number; maxMs?: number } = {}) {
+    this.#initialMs = options.initialMs ?? START_BACKOFF_INITIAL_MS;
+    this.#maxMs = options.maxMs ?? START_BACKOFF_MAX_MS;
+  }
+
+  /** A worker of `endpoint` exited before it was ready, at `now`: returns the failures in a row and the pause before the next start. */
+  failed(endpoint: string, now: number): { failures: number; delayMs: number } {
+    const failures = (this.#failing.get(endpoint)?.failures ?? 0) + 1;
+    const delayMs = Math.min(this.#maxMs, this.#initialMs * 2 ** (failures - 1));
+    this.#failing.set(endpoint, { failures, retryAt: now + delayMs });
+    return { failures, delayMs };
+  }
+
+  /** A worker of `endpoint` got ready: its failures are forgotten. */
+  succeeded(endpoint: string): void {
+    this.#failing.delete(endpoint);
+  }
+
+  /** How many new workers `endpoint` may start at `now`: unlimited when it is not failing, else 0 during the pause and 1 after it. */
+  startsAllowed(endpoint: string, now: number): number {
+    const failing = this.#failing.get(endpoint);
+    if (!failing) return Number.POSITIVE_INFINITY;
+    return now >= failing.retryAt ? 1 : 0;
+  }
+}
