@@ -74,12 +74,7 @@ export async function* readFrames(args: readonly string[], frameBytes: number, s
         pending = pending.subarray(frameBytes);
       }
     }
-    const code = await exit.catch((err: unknown) => {
-      signal.throwIfAborted();
-      throw new FfmpegError(`ffmpeg could not run: ${String(err)}`, null, stderr, { cause: err });
-    });
-    signal.throwIfAborted();
-    if (code !== 0) throw new FfmpegError(`ffmpeg exited with code ${String(code)}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`, code, stderr);
+    await ffmpegSucceeded(exit, signal, () => stderr);
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
@@ -107,13 +102,18 @@ export async function writeFrames(args: readonly string[], frames: AsyncIterable
       if (!child.stdin.write(frame)) await Promise.race([once(child.stdin, 'drain'), exit]);
     }
     child.stdin.end();
-    const code = await exit.catch((err: unknown) => {
-      signal.throwIfAborted();
-      throw new FfmpegError(`ffmpeg could not run: ${String(err)}`, null, stderr, { cause: err });
-    });
-    signal.throwIfAborted();
-    if (code !== 0) throw new FfmpegError(`ffmpeg exited with code ${String(code)}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`, code, stderr);
+    await ffmpegSucceeded(exit, signal, () => stderr);
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
+}
+
+/** Resolves when ffmpeg exited 0; an abort wins over ffmpeg's own failure, which names its code and last stderr lines. */
+async function ffmpegSucceeded(exit: Promise<number | null>, signal: AbortSignal, stderr: () => string): Promise<void> {
+  const code = await exit.catch((err: unknown) => {
+    signal.throwIfAborted();
+    throw new FfmpegError(`ffmpeg could not run: ${String(err)}`, null, stderr(), { cause: err });
+  });
+  signal.throwIfAborted();
+  if (code !== 0) throw new FfmpegError(`ffmpeg exited with code ${String(code)}: ${stderr().trim().split('\n').slice(-3).join(' | ')}`, code, stderr());
 }
