@@ -288,6 +288,21 @@ describe('/stream', () => {
     assert.deepEqual((await json(gw.client(`stream/${id}`))).body, { status: 'COMPLETED', stream: [{ output: { tok: 3 } }], id });
     assert.deepEqual((await json(gw.client(`stream/${id}`))).body, { status: 'COMPLETED', stream: [], id });
   });
+
+  it('hands nothing to a poll whose client hung up: a chunk that lands then goes to the next poll', async () => {
+    const worker = gw.addWorker();
+    const id = await gw.run('x');
+    await takeOne(worker);
+    const gone = new AbortController();
+    const held = gw.client(`stream/${id}`, { signal: gone.signal }).catch(() => undefined);
+    await gw.clock.waitForSleep(1000);
+    gone.abort();
+    // In the store before the held request looks again (SQLite writes synchronously on the call).
+    void gw.store.appendStream(id, worker.workerId, [{ tok: 'late' }]);
+    await held;
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual((await json(gw.client(`stream/${id}`))).body, { status: 'IN_PROGRESS', stream: [{ output: { tok: 'late' } }], id });
+  });
 });
 
 describe('POST /cancel, /retry, /purge-queue, GET /health', () => {

@@ -89,7 +89,9 @@ export function createClientApi(ctx: GatewayContext): Hono {
         // Re-filter after the await: a concurrent /stream for the same job may have taken some.
         const fresh = chunks.filter((chunk) => chunk.seq > stream.mark(key));
         const now = ctx.clock.now();
-        if (fresh.length > 0 || isTerminalState(job.status) || now >= deadline || signal.aborted) {
+        // A client that hung up gets nothing: marking chunks delivered to it would lose them for its next poll.
+        if (signal.aborted) return c.body(null, 204);
+        if (fresh.length > 0 || isTerminalState(job.status) || now >= deadline) {
           const last = fresh.at(-1);
           if (last) stream.deliver(key, last.seq, now);
           return c.json({ status: job.status, stream: fresh.map((chunk) => ({ output: chunk.output })), id: job.id });

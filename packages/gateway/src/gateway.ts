@@ -237,7 +237,7 @@ export class Gateway {
         now,
       });
       for (const id of plan.stop) void this.#stopWorker(id);
-      if (this.registry.list(endpoint).some((w) => w.readyAt !== null)) this.#startBackoff.succeeded(endpoint);
+      for (const w of this.registry.list(endpoint)) if (w.readyAt !== null) this.#startBackoff.ready(endpoint, w.workerId);
       const starts = Math.min(plan.start, this.#startBackoff.startsAllowed(endpoint, now));
       for (let i = 0; i < starts; i++) this.#spawn(endpoint);
     }
@@ -269,13 +269,14 @@ export class Gateway {
       // runpod-python's fitness checks dial 8.8.8.8, which a local machine may not reach.
       RUNPOD_SKIP_AUTO_SYSTEM_CHECKS: 'true',
     };
+    this.#startBackoff.started(endpoint, workerId);
     this.#log.info(`starting worker ${workerId} for endpoint ${endpoint}: ${settings.worker.command}`);
     const proc = this.#driver.start({ endpoint, workerId, command: settings.worker.command, cwd: settings.worker.cwd, env });
     this.#processes.set(workerId, proc);
     void proc.exited.then(async (exit) => {
       this.#processes.delete(workerId);
       const info = this.registry.get(workerId);
-      if (info?.readyAt !== null && info?.readyAt !== undefined) this.#startBackoff.succeeded(endpoint);
+      if (info?.readyAt !== null && info?.readyAt !== undefined) this.#startBackoff.ready(endpoint, workerId);
       else if (info?.state !== 'draining' && !this.#stopping.signal.aborted) {
         const { failures, delayMs } = this.#startBackoff.failed(endpoint, this.#clock.now());
         this.#log.warn(

@@ -5,19 +5,23 @@ export const START_BACKOFF_MAX_MS = 60_000;
 
 /**
  * Per endpoint: how long to wait before starting another worker after workers exited before they
- * were ever ready (a missing module, a syntax error, a bad command). Without it the gateway would
- * restart a broken worker as fast as it dies while a job waits. A worker that gets ready resets it.
+ * were ever ready (a missing module, a syntax error, a bad command, out of GPU memory while
+ * loading). Without it the gateway would restart a broken worker as fast as it dies while a job
+ * waits. While an endpoint is failing, one probe worker starts after each pause and no other
+ * until that probe fails (the pause doubles) or gets ready (back to normal scaling). Workers that
+ * were ready before the failures began do not clear them.
  *
  * @example
  * const backoff = new StartBackoff();
  * backoff.failed('tts', now);          // { failures: 1, delayMs: 1000 }
- * backoff.startsAllowed('tts', now);   // 0 until now + 1000, then 1 (one probe at a time)
- * backoff.succeeded('tts');            // a worker took a job: back to normal scaling
+ * backoff.startsAllowed('tts', now);   // 0 until now + 1000, then 1
+ * backoff.started('tts', 'tts-ab12');  // the probe: 0 more until it fails or gets ready
+ * backoff.ready('tts', 'tts-ab12');    // back to normal scaling
  */
 export class StartBackoff {
   readonly #initialMs: number;
   readonly #maxMs: number;
-  readonly #failing = new Map<string, { failures: number; retryAt: number }>();
+  readonly #failing = new Map<string, { failures: number; retryAt: number; probe: string | null }>();
 
   constructor(options: { initialMs?: number; maxMs?: number } = {}) {
     this.#initialMs = options.initialMs ?? START_BACKOFF_INITIAL_MS;
@@ -28,19 +32,25 @@ export class StartBackoff {
   failed(endpoint: string, now: number): { failures: number; delayMs: number } {
     const failures = (this.#failing.get(endpoint)?.failures ?? 0) + 1;
     const delayMs = Math.min(this.#maxMs, this.#initialMs * 2 ** (failures - 1));
-    this.#failing.set(endpoint, { failures, retryAt: now + delayMs });
+    this.#failing.set(endpoint, { failures, retryAt: now + delayMs, probe: null });
     return { failures, delayMs };
   }
 
-  /** A worker of `endpoint` got ready: its failures are forgotten. */
-  succeeded(endpoint: string): void {
-    this.#failing.delete(endpoint);
+  /** A worker of a failing `endpoint` was started: it is the probe, and no other starts until it fails or gets ready. */
+  started(endpoint: string, workerId: string): void {
+    const failing = this.#failing.get(endpoint);
+    if (failing) failing.probe = workerId;
   }
 
-  /** How many new workers `endpoint` may start at `now`: unlimited when it is not failing, else 0 during the pause and 1 after it. */
+  /** Worker `workerId` of `endpoint` got ready: when it is the probe, the endpoint's failures are forgotten. */
+  ready(endpoint: string, workerId: string): void {
+    if (this.#failing.get(endpoint)?.probe === workerId) this.#failing.delete(endpoint);
+  }
+
+  /** How many new workers `endpoint` may start at `now`: unlimited when it is not failing, else 1 once the pause is over and no probe runs. */
   startsAllowed(endpoint: string, now: number): number {
     const failing = this.#failing.get(endpoint);
     if (!failing) return Number.POSITIVE_INFINITY;
-    return now >= failing.retryAt ? 1 : 0;
+    return failing.probe === null && now >= failing.retryAt ? 1 : 0;
   }
 }
