@@ -233,6 +233,7 @@ test('webhookEvents start, progress and output queue one call each as the worker
   assert.ok(bodies.every((b) => b['id'] === id && b['webhook'] === receiver.url));
   assert.equal(byEvent.get('start')?.['status'], 'IN_PROGRESS');
   assert.equal(byEvent.get('progress')?.['output'], 'half way', 'the progress event carries the progress value');
+  assert.deepEqual(byEvent.get('output')?.['stream'], [{ output: 'chunk 1' }], 'the output event carries the chunk it announces');
   assert.equal(byEvent.get('completed')?.['status'], 'COMPLETED');
 
   // The default is RunPod's: the terminal call only.

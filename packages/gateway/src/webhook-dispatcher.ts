@@ -45,14 +45,17 @@ export interface WebhookDispatcherOptions {
 
 /**
  * The body of a webhook call: the job's status object as `GET /status` shows it, plus `input` and
- * `webhook` (RunPod's envelope, PROTOCOL.md §3.4); events other than `completed` add `event`.
+ * `webhook` (RunPod's envelope, PROTOCOL.md §3.4); events other than `completed` add `event`, and
+ * `output` adds the chunks it announces as `stream: [{ output }]`.
  *
  * @example
  * webhookBody(job, 'completed', clock.now()); // '{"id":"…","status":"COMPLETED",…,"input":{…},"webhook":"https://…"}'
  */
-export function webhookBody(job: JobRecord, event: WebhookEvent, now: number): string {
+export function webhookBody(job: JobRecord, event: WebhookEvent, now: number, stream?: readonly unknown[]): string {
   const body: Record<string, unknown> = { ...toStatusObject(job, now), input: job.input, webhook: job.webhook };
   if (event !== 'completed') body.event = event;
+  // `/stream`'s item shape: the chunks this `output` call announces.
+  if (stream !== undefined) body.stream = stream.map((output) => ({ output }));
   return JSON.stringify(body);
 }
 
@@ -133,7 +136,7 @@ export class WebhookDispatcher {
    * `output` is its last progress value) plus `"event"`. Never throws: a store failure is logged
    * and the event dropped. Resolves with whether a delivery was queued.
    */
-  async jobEvent(job: JobRecord, event: RunningJobEvent): Promise<boolean> {
+  async jobEvent(job: JobRecord, event: RunningJobEvent, stream?: readonly unknown[]): Promise<boolean> {
     if (job.webhook === null || !job.webhookEvents.includes(event)) return false;
     const now = this.#clock.now();
     try {
@@ -144,7 +147,7 @@ export class WebhookDispatcher {
         endpoint: job.endpoint,
         event,
         url: job.webhook,
-        payload: webhookBody(job, event, now),
+        payload: webhookBody(job, event, now, event === 'output' ? (stream ?? []) : undefined),
         createdAt: now,
       });
     } catch (err) {

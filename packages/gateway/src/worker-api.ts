@@ -82,7 +82,7 @@ export async function answerWorkerCall(ctx: GatewayContext, call: WorkerCall): P
       const { output } = parseStreamBody(parseJsonText(await readWorkerBody(call)));
       if (await ctx.store.appendStream(jobId, workerId, [output])) {
         ctx.events.notify(jobId);
-        await webhookEvent(ctx, endpoint, jobId, 'output');
+        await webhookEvent(ctx, endpoint, jobId, 'output', [output]);
       } else ctx.log.warn(`ignored stream chunk for job ${jobId}: worker ${workerId} does not hold it`, { endpoint, jobId, workerId });
       return OK;
     }
@@ -132,10 +132,10 @@ async function jobDone(ctx: GatewayContext, endpoint: string, workerId: string, 
 }
 
 /** Queues a `progress`/`output` webhook for a job that asked for it (the dispatcher sends `completed` by itself). */
-async function webhookEvent(ctx: GatewayContext, endpoint: string, jobId: string, event: 'progress' | 'output'): Promise<void> {
+async function webhookEvent(ctx: GatewayContext, endpoint: string, jobId: string, event: 'progress' | 'output', stream?: unknown[]): Promise<void> {
   if (!ctx.webhooks) return;
   const job = await ctx.store.get(endpoint, jobId);
-  if (job) await ctx.webhooks.jobEvent(job, event);
+  if (job) await ctx.webhooks.jobEvent(job, event, stream);
 }
 
 /** Stop requests for the worker, holding up to `takeHoldMs` while there are none. */
