@@ -48,7 +48,7 @@ after(async () => {
 });
 
 /** A store on a fresh volume (and a fresh kiln.lock beside it, unless one is given). */
-async function storeFor(models: Record<string, unknown>, options: { token?: string; lockfile?: string; volume?: string } = {}) {
+async function storeFor(models: Record<string, unknown>, options: { token?: string; lockfile?: string; volume?: string; idleTimeoutMs?: number } = {}) {
   const root = path.join(dir, `case-${++counter}`);
   await mkdir(root, { recursive: true });
   const volume = options.volume ?? path.join(root, 'volume');
@@ -58,7 +58,7 @@ async function storeFor(models: Record<string, unknown>, options: { token?: stri
     volume,
     lockfile,
     hub: { url: hub.url, token: options.token },
-    retry: NO_DELAY,
+    retry: { ...NO_DELAY, ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }) },
     durable: false,
   });
   return { store, volume, lockfile, root };
@@ -137,6 +137,50 @@ test('a connection cut mid-file is resumed with a Range request from the bytes k
   assert.equal(asked[1]?.status, 206);
   assert.equal(report.results[0]?.bytesResumed, 1 << 20);
   assert.equal(sha256(await readFile(path.join(volume, 'tiny', 'weights/model.bin'))), sha256(files['weights/model.bin']));
+});
+
+// @huggingface/hub asks for the range's end; the URL source leaves it open.
+for (const [kind, entry, installed, resumeRange] of [
+  ['an hf:// source', () => ({ source: 'hf://acme/tiny' }), 'weights/model.bin', `bytes=${1 << 20}-${(3 << 20) - 1}`],
+  ['an http(s) URL source', () => ({ source: `${hub.url}/acme/tiny/resolve/main/weights/model.bin`, sha256: sha256(files['weights/model.bin']), size: 3 << 20 }), 'model.bin', `bytes=${1 << 20}-`],
+] as const) {
+  test(`${kind}: a connection that stalls without closing is given up after the idle timeout and resumed with a Range request`, async () => {
+    const { store, volume } = await storeFor({ tiny: entry() }, { idleTimeoutMs: 300 });
+    const before = hub.contentRequests('weights/model.bin').length;
+    const stalled = hub.stallAfter('weights/model.bin', 1 << 20);
+    const report = await store.pull(['tiny']);
+    await stalled;
+    assert.deepEqual(report.failures, []);
+    const asked = hub.contentRequests('weights/model.bin').slice(before).filter((r) => r.status !== 302);
+    assert.deepEqual(asked.map((r) => [r.range, r.bytes]), [[undefined, 1 << 20], [resumeRange, 2 << 20]]);
+    assert.equal(asked[1]?.status, 206);
+    assert.equal(report.results[0]?.bytesResumed, 1 << 20);
+    assert.equal(sha256(await readFile(path.join(volume, 'tiny', installed))), sha256(files['weights/model.bin']));
+  });
+}
+
+test('aborting a pull while its connection stalls fails with the abort reason, retries nothing and keeps the .part', async () => {
+  // The default idle timeout (60 s): only the abort can end this stall.
+  const { store, volume } = await storeFor({ tiny: { source: 'hf://acme/tiny' } });
+  const before = hub.contentRequests('weights/model.bin').length;
+  const stalled = hub.stallAfter('weights/model.bin', 1 << 20);
+  const controller = new AbortController();
+  const reason = new Error('shutting down');
+  let written!: () => void;
+  const partWritten = new Promise<void>((resolve) => (written = resolve));
+  const pulling = store.pull(['tiny'], {
+    signal: controller.signal,
+    onEvent: (e) => {
+      if (e.type === 'file' && e.path === 'weights/model.bin' && e.phase === 'downloading' && e.bytes === 1 << 20) written();
+    },
+  });
+  await stalled;
+  await partWritten;
+  controller.abort(reason);
+  const report = await pulling;
+  assert.equal(report.failures[0]?.error, reason);
+  assert.equal(hub.contentRequests('weights/model.bin').length - before, 1);
+  assert.equal((await stat(path.join(volume, 'tiny', 'weights/model.bin.part'))).size, 1 << 20);
 });
 
 test('a connection that keeps failing ends in DownloadError; the .part is kept and the next pull resumes it', async () => {

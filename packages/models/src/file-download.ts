@@ -24,10 +24,15 @@ export interface RetryPolicy {
   /** Delay before the second attempt; doubles each time up to `maxDelayMs`. */
   readonly baseDelayMs: number;
   readonly maxDelayMs: number;
+  /**
+   * An attempt whose source sends nothing for this long (a connection a NAT or proxy dropped
+   * without a reset) is abandoned and retried like a cut connection, resuming from the part.
+   */
+  readonly idleTimeoutMs: number;
 }
 
-/** Retry policy: 4 attempts, 1 s → 2 s → 4 s apart, each resuming where the last stopped. */
-export const RETRY_POLICY: RetryPolicy = Object.freeze({ attempts: 4, baseDelayMs: 1000, maxDelayMs: 8000 });
+/** Retry policy: 4 attempts, 1 s → 2 s → 4 s apart, each resuming where the last stopped; 60 s without a byte fails an attempt. */
+export const RETRY_POLICY: RetryPolicy = Object.freeze({ attempts: 4, baseDelayMs: 1000, maxDelayMs: 8000, idleTimeoutMs: 60_000 });
 
 /** Progress of one file. `bytes` counts from the start of the file (a resumed part included). */
 export interface FileProgress {
@@ -80,7 +85,7 @@ export async function downloadVerified(model: string, folder: string, file: Remo
   for (let attempt = 1; ; attempt++) {
     options.signal.throwIfAborted();
     try {
-      return await downloadOnce(model, file, target, part, options);
+      return await downloadAttempt(model, file, target, part, options);
     } catch (error) {
       if (options.signal.aborted) throw options.signal.reason;
       if (!isRetryable(error)) throw error;
@@ -91,7 +96,28 @@ export async function downloadVerified(model: string, folder: string, file: Remo
   }
 }
 
-async function downloadOnce(model: string, file: RemoteFile, target: string, part: string, options: DownloadOptions): Promise<DownloadedFile> {
+/**
+ * One attempt, under its own signal: the caller's abort ends it, and so does a source that sends
+ * nothing for `retry.idleTimeoutMs`, with a retryable {@link StalledConnectionError} (never an
+ * AbortError, which would stop the retries).
+ */
+async function downloadAttempt(model: string, file: RemoteFile, target: string, part: string, options: DownloadOptions): Promise<DownloadedFile> {
+  const attempt = new AbortController();
+  const forward = () => attempt.abort(options.signal.reason);
+  options.signal.addEventListener('abort', forward, { once: true });
+  const watchdog = new StallWatchdog(options.clock, options.retry.idleTimeoutMs, attempt);
+  try {
+    return await downloadOnce(model, file, target, part, { ...options, signal: attempt.signal }, watchdog);
+  } catch (error) {
+    // Sources surface an abort in their own way (an AbortError, the reason itself): a stall is a stall.
+    throw watchdog.stalled ?? error;
+  } finally {
+    watchdog.stop();
+    options.signal.removeEventListener('abort', forward);
+  }
+}
+
+async function downloadOnce(model: string, file: RemoteFile, target: string, part: string, options: DownloadOptions, watchdog: StallWatchdog): Promise<DownloadedFile> {
   let offset = (await statOrUndefined(part))?.size ?? 0;
   if (file.size !== undefined && offset > file.size) {
     await truncate(part, 0);
@@ -131,12 +157,18 @@ async function downloadOnce(model: string, file: RemoteFile, target: string, par
     writer = output;
     if (body !== undefined) {
       report('downloading', offset, total, resumedFrom);
+      watchdog.restart();
       try {
         for await (const chunk of body) {
+          watchdog.restart();
           current.update(chunk);
           await output.push(chunk);
+          // Time spent waiting for the disk is not the connection's idleness.
+          watchdog.restart();
         }
       } finally {
+        // The connection is done with: flushing and hashing may take their time.
+        watchdog.stop();
         // Whatever arrived is kept: the next attempt resumes after it.
         await output.close();
       }
@@ -186,6 +218,57 @@ export async function checkFreeSpace(volume: string, bytes: number, what: string
   if (bytes <= 0) return;
   const free = await freeBytes(volume);
   if (free < bytes) throw new InsufficientSpaceError(volume, bytes, free, what);
+}
+
+/** A source sent nothing for `idleMs`. Retried like a cut connection; after the last attempt, the cause of a {@link DownloadError}. */
+class StalledConnectionError extends Error {
+  override readonly name = 'StalledConnectionError';
+  readonly idleMs: number;
+
+  constructor(idleMs: number) {
+    super(`no data for ${idleMs} ms: the connection stalled`);
+    this.idleMs = idleMs;
+  }
+}
+
+/**
+ * Aborts an attempt once nothing has been received for `idleMs`; `restart()` on each chunk. One
+ * clock sleep per idle period, not one timer per chunk: it sleeps until the deadline, then again
+ * for whatever a chunk received meanwhile moved it by.
+ */
+class StallWatchdog {
+  /** Set when the watchdog aborted the attempt. */
+  stalled: StalledConnectionError | undefined;
+  readonly #clock: Clock;
+  readonly #stopped = new AbortController();
+  #lastActivity: number;
+
+  constructor(clock: Clock, idleMs: number, attempt: AbortController) {
+    this.#clock = clock;
+    this.#lastActivity = clock.now();
+    void this.#watch(idleMs, attempt);
+  }
+
+  restart(): void {
+    this.#lastActivity = this.#clock.now();
+  }
+
+  stop(): void {
+    this.#stopped.abort();
+  }
+
+  async #watch(idleMs: number, attempt: AbortController): Promise<void> {
+    const stopped = this.#stopped.signal;
+    while (!stopped.aborted && !attempt.signal.aborted) {
+      const left = this.#lastActivity + idleMs - this.#clock.now();
+      if (left <= 0) {
+        this.stalled = new StalledConnectionError(idleMs);
+        attempt.abort(this.stalled);
+        return;
+      }
+      await this.#clock.sleep(left, stopped);
+    }
+  }
 }
 
 function isRetryable(error: unknown): boolean {

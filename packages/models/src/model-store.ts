@@ -39,7 +39,8 @@ export interface ModelStoreOptions {
   readonly concurrency?: number;
   readonly clock?: Clock;
   readonly lockTiming?: LockTiming;
-  readonly retry?: RetryPolicy;
+  /** Overrides of {@link RETRY_POLICY}, field by field. */
+  readonly retry?: Partial<RetryPolicy>;
   /** fsync each file before its rename (default true). */
   readonly durable?: boolean;
 }
@@ -128,7 +129,7 @@ export class ModelStore {
     this.#s3 = options.s3 ?? { endpoint: undefined, region: undefined, accessKeyId: undefined, secretAccessKey: undefined, sessionToken: undefined };
     this.#clock = options.clock ?? systemClock;
     this.#lockTiming = options.lockTiming ?? LOCK_TIMING;
-    this.#retry = options.retry ?? RETRY_POLICY;
+    this.#retry = Object.freeze({ ...RETRY_POLICY, ...options.retry });
     this.#durable = options.durable ?? true;
     this.#concurrency = options.concurrency ?? 4;
   }
