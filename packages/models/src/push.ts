@@ -80,12 +80,13 @@ export async function pushModels(
         jobs.push(
           schedule(async () => {
             options.signal.throwIfAborted();
-            if (await alreadyThere(client, sdk, bucket, key, local, file.size, file.sha256, options.signal)) {
+            const remote: RemoteFile = { client, sdk, bucket, key, local, size: file.size, sha256: file.sha256, signal: options.signal };
+            if (await alreadyThere(remote)) {
               skipped.push({ model: status.model, key, bytes: file.size });
               options.onEvent?.({ model: status.model, path: file.path, state: 'skipped', bytes: file.size, total: file.size });
               return;
             }
-            await upload(client, sdk, bucket, key, local, file.size, file.sha256, options.signal, (bytes) =>
+            await upload(remote, (bytes) =>
               options.onEvent?.({ model: status.model, path: file.path, state: 'uploading', bytes, total: file.size }),
             );
             uploaded.push({ model: status.model, key, bytes: file.size });
@@ -119,16 +120,19 @@ function resolveTarget(target: PushTarget): { bucket: string; prefix: string; en
   return { bucket: target.bucket, prefix: normalise(target.prefix), endpoint: target.endpoint, region: target.region };
 }
 
-async function alreadyThere(
-  client: S3Client,
-  sdk: typeof import('@aws-sdk/client-s3'),
-  bucket: string,
-  key: string,
-  local: string,
-  size: number,
-  sha256: string,
-  signal: AbortSignal,
-): Promise<boolean> {
+/** One verified local file and where it goes in the bucket. */
+interface RemoteFile {
+  client: S3Client;
+  sdk: typeof import('@aws-sdk/client-s3');
+  bucket: string;
+  key: string;
+  local: string;
+  size: number;
+  sha256: string;
+  signal: AbortSignal;
+}
+
+async function alreadyThere({ client, sdk, bucket, key, local, size, sha256, signal }: RemoteFile): Promise<boolean> {
   let head;
   try {
     head = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
@@ -164,17 +168,7 @@ function partSizeFor(size: number): number {
   return Math.max(PART_BYTES, Math.ceil(size / MAX_PARTS));
 }
 
-async function upload(
-  client: S3Client,
-  sdk: typeof import('@aws-sdk/client-s3'),
-  bucket: string,
-  key: string,
-  local: string,
-  size: number,
-  sha256: string,
-  signal: AbortSignal,
-  onBytes: (bytes: number) => void,
-): Promise<void> {
+async function upload({ client, sdk, bucket, key, local, size, sha256, signal }: RemoteFile, onBytes: (bytes: number) => void): Promise<void> {
   const metadata = { [SHA256_METADATA]: sha256 };
   if (size <= MULTIPART_THRESHOLD_BYTES) {
     await client.send(new sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: createReadStream(local), ContentLength: size, Metadata: metadata }), { abortSignal: signal });
