@@ -56,3 +56,22 @@ export { ManualClock, realClock } from './clock.ts';
 export type { Clock } from './clock.ts';
 export { WEBHOOK_SECRET_PREFIX, WEBHOOK_TOLERANCE_SECONDS, WebhookVerificationError, signWebhook, verifyWebhook } from './webhook-signature.ts';
 export type { HeaderSource, VerifyWebhookOptions, WebhookHeaders, WebhookMessage, WebhookVerificationReason } from './webhook-signature.ts';
+export { ADMIN_WORKER_STATES } from './admin-api.ts';
+export type {
+  AdminEvent,
+  AdminWorkerState,
+  EndpointOverview,
+  EndpointSchemaResponse,
+  JobDetail,
+  JobStreamResponse,
+  ListedJob,
+  LogLineView,
+  MetricsResponse,
+  MetricsSample,
+  ModelStatus,
+  ModelView,
+  ModelsResponse,
+  Percentiles,
+  WebhookDeliveryView,
+  WorkerView,
+} from './admin-api.ts';
