@@ -14,6 +14,7 @@ import { StartBackoff } from './start-backoff.ts';
 import { Supervisor } from './supervisor.ts';
 import { WorkerRegistry } from './worker-registry.ts';
 import { WebhookDispatcher } from './webhook-dispatcher.ts';
+import type { ModelsAccess } from './models-access.ts';
 
 /** A structured logger (pino-compatible subset). */
 export interface GatewayLogger {
@@ -32,6 +33,10 @@ export interface GatewayOptions {
   tickMs?: number;
   /** Receives every captured worker log line (e.g. to print it), besides the store. */
   onWorkerLog?: (line: LogLine) => void;
+  /** Folder of the built dashboard (`@kiln/dashboard`'s `dashboardDir`), served at `/`. Absent: `/` says how to get it. */
+  dashboardDir?: string;
+  /** The models volume for the admin API's `/kiln/v1/models` (absent: those routes answer 404). */
+  models?: ModelsAccess;
 }
 
 /** Opens the job store the config names: PostgreSQL (in `databaseSchema`) when `databaseUrl` is a PostgreSQL URL, else the SQLite file. */

@@ -47,3 +47,5 @@ export type {
 export { WEBHOOK_SECRET_ENV } from './config.ts';
 export type { WebhookSettings } from './config.ts';
 export { WebhookDeliveryNotFoundError } from './errors.ts';
+export { UnknownModelError } from './models-access.ts';
+export type { ModelsAccess } from './models-access.ts';
