@@ -5,7 +5,7 @@
 import path from 'node:path';
 
 /** The benchmarks `--only` can pick. */
-export const BENCH_NAMES = ['cold-start', 'take-latency', 'throughput', 'gateway-runsync', 'gateway-throughput', 'stream-latency', 'models-pull', 'example-tts', 'example-avatar', 'example-vfx'] as const;
+export const BENCH_NAMES = ['cold-start', 'take-latency', 'throughput', 'gateway-runsync', 'gateway-throughput', 'stream-latency', 'models-pull', 'example-tts', 'example-avatar', 'example-vfx', 'dashboard'] as const;
 /** One of {@link BENCH_NAMES}. */
 export type BenchName = (typeof BENCH_NAMES)[number];
 
@@ -50,6 +50,8 @@ export interface BenchConfig {
   readonly exampleAvatar: { readonly rounds: number; readonly warmJobs: number };
   /** The VFX example: as `exampleTts`, every stage on a fixed 10-frame clip. */
   readonly exampleVfx: { readonly rounds: number; readonly warmJobs: number };
+  /** Jobs seeded for the jobs-API latencies, requests per query, and jobs timed in the browser. */
+  readonly dashboard: { readonly jobs: number; readonly requests: number; readonly liveJobs: number };
   readonly gatewayThroughput: {
     readonly jobs: number;
     readonly warmupJobs: number;
@@ -111,6 +113,7 @@ export function readBenchConfig(argv: readonly string[], env: Readonly<Record<st
     exampleTts: Object.freeze({ rounds: quick ? 3 : 10, warmJobs: quick ? 10 : 40 }),
     exampleAvatar: Object.freeze({ rounds: quick ? 3 : 8, warmJobs: quick ? 5 : 20 }),
     exampleVfx: Object.freeze({ rounds: quick ? 3 : 6, warmJobs: quick ? 5 : 15 }),
+    dashboard: Object.freeze({ jobs: quick ? 20_000 : 100_000, requests: quick ? 20 : 60, liveJobs: quick ? 10 : 40 }),
     gatewayThroughput: Object.freeze({
       jobs: 1000,
       warmupJobs: quick ? 100 : 200,

@@ -11,6 +11,7 @@
  * npm run bench -- --only=throughput
  * npm run bench -- --only=gateway-runsync,gateway-throughput
  * npm run bench -- --only=stream-latency   # chunk POST → client: SSE, long-poll, runpod-sdk
+ * npm run bench -- --only=dashboard        # jobs API with 100,000 jobs; completion → row in Chromium
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -27,6 +28,7 @@ import { formatExampleTts, measureExampleTts, type ExampleTtsResult } from './ex
 import { formatExampleAvatar, measureExampleAvatar, type ExampleAvatarResult } from './example-avatar.ts';
 import { formatExampleVfx, measureExampleVfx, type ExampleVfxResult } from './example-vfx.ts';
 import { formatReport, summarize } from './report.ts';
+import { formatDashboard, measureDashboard, summarizeDashboard, type DashboardBenchResult } from './dashboard.ts';
 import { formatStreamLatency, measureStreamLatency, summarizeStreamLatency, type StreamLatencyResult } from './stream-latency.ts';
 import { measureTakeLatency, type TakeLatencyResult } from './take-latency.ts';
 
@@ -48,6 +50,7 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
     exampleTts?: ExampleTtsResult;
     exampleAvatar?: ExampleAvatarResult;
     exampleVfx?: ExampleVfxResult;
+    dashboard?: DashboardBenchResult;
   } = {};
 
   if (config.only.includes('cold-start')) {
@@ -109,6 +112,8 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
     results.exampleVfx = await measureExampleVfx(config, processes, progress);
   }
 
+  if (config.only.includes('dashboard')) results.dashboard = await measureDashboard(config, progress);
+
   const summary = { ...summarize(results), ...(results.streamLatency ? { streamLatency: summarizeStreamLatency(results.streamLatency) } : {}) };
   const loadAfter = os.loadavg();
   const durationS = (performance.now() - t0) / 1000;
@@ -126,6 +131,11 @@ async function main(config: BenchConfig, processes: ProcessGroup): Promise<void>
   if (results.exampleTts) process.stdout.write(formatExampleTts(results.exampleTts) + '\n');
   if (results.exampleAvatar) process.stdout.write(formatExampleAvatar(results.exampleAvatar) + '\n');
   if (results.exampleVfx) process.stdout.write(formatExampleVfx(results.exampleVfx) + '\n');
+  if (results.dashboard) {
+    const dashboard = summarizeDashboard(results.dashboard);
+    Object.assign(summary, { dashboard });
+    process.stdout.write(formatDashboard(dashboard) + '\n');
+  }
 
   const dir = path.join(config.repoRoot, 'bench/results');
   mkdirSync(dir, { recursive: true });

@@ -2,10 +2,16 @@ import { Hono } from 'hono';
 import { JOB_STATES, isJobState } from '@kiln/protocol';
 import type { JobState } from '@kiln/protocol';
 import { clientAuth } from './client-api.ts';
-import { EndpointNotFoundError, InvalidRequestError, JobNotFoundError, WebhookDeliveryNotFoundError } from './errors.ts';
+import type { EndpointOverview, EndpointSchemaResponse, JobDetail, JobStreamResponse, MetricsResponse, ModelsResponse, ModelView } from '@kiln/protocol';
+import { AdminFeed } from './admin-events.ts';
+import { endpointOverview, toListedJob, workerViews } from './admin-views.ts';
+import { EndpointNotFoundError, InvalidRequestError, JobNotFoundError, NoModelsVolumeError, WebhookDeliveryNotFoundError } from './errors.ts';
 import type { GatewayContext } from './http-app.ts';
-import type { JobListCursor, JobSummary, WebhookDeliveryState } from './job-store.ts';
+import type { JobListCursor, JobRecord, WebhookDeliveryState } from './job-store.ts';
+import { METRICS_INTERVAL_MS } from './metrics-sampler.ts';
+import type { ModelsAccess } from './models-access.ts';
 import { toStatusObject } from './status-view.ts';
+import { WorkerSchemas } from './worker-schema.ts';
 
 /** Most log lines one request returns. */
 export const MAX_LOG_LINES = 1000;
@@ -20,34 +26,64 @@ export const DEFAULT_JOB_PAGE = 50;
 export const MAX_JOB_PAGE = 500;
 
 /**
- * kiln's own API beside RunPod's, under `/kiln/v1`, with the client API's auth: an endpoint's
- * workers (state, cold start, last ping) and their captured stdout/stderr, per worker or per job.
+ * kiln's own API beside RunPod's, under `/kiln/v1`, with the client API's auth: what the
+ * dashboard shows (response shapes in `@kiln/protocol`'s admin-api): endpoints with their counts
+ * and last hour, load metrics, workers (state, cold start, setup time, jobs held) and their
+ * captured stdout/stderr, jobs, stream chunks, webhook deliveries, the Run form's schema, models,
+ * and a live feed of all of it.
  *
  * @example
+ * GET /kiln/v1/endpoints                              → { endpoints: EndpointOverview[] }
+ * GET /kiln/v1/endpoints/tts/metrics                  → { intervalMs: 5000, samples: […] }
+ * GET /kiln/v1/endpoints/tts/schema                   → { input: {…} | null, testInput, note }
  * GET /kiln/v1/endpoints/tts/logs?jobId=…&after=120   → { lines: […], next: 164 }
  * GET /kiln/v1/endpoints/tts/workers                  → { workers: […] }
- * GET /kiln/v1/endpoints/tts/webhooks?state=failed    → { deliveries: […] }
+ * GET /kiln/v1/endpoints/tts/webhooks?state=failed&jobId=…  → { deliveries: […] }
  * POST /kiln/v1/webhooks/:deliveryId/redeliver        → the delivery, pending again
  * GET /kiln/v1/endpoints/tts/jobs?status=IN_QUEUE,IN_PROGRESS&limit=50&cursor=…  → { jobs: […], next: '…' | null }
- * GET /kiln/v1/endpoints/tts/jobs/:id                 → the job's whole record
+ * GET /kiln/v1/endpoints/tts/jobs/:id                 → the job's whole record (JobDetail)
+ * GET /kiln/v1/endpoints/tts/jobs/:id/stream?after=3  → { chunks: [{ seq, output }], next }
+ * GET /kiln/v1/jobs/:id                               → JobDetail, whatever its endpoint
+ * GET /kiln/v1/models                                 → { volume, models: […] }
+ * POST /kiln/v1/models/:name/pull                     → 202 ModelView
+ * GET /kiln/v1/events[?endpoint=tts]                  → text/event-stream of AdminEvent
  */
 export function createAdminApi(ctx: GatewayContext): Hono {
   const app = new Hono();
   app.use('*', clientAuth(ctx.config.gateway.apiKeys));
 
-  app.get('/endpoints/:endpoint/workers', (c) => {
-    const endpoint = knownEndpoint(ctx, c.req.param('endpoint'));
+  const feed = new AdminFeed(ctx);
+  const schemas = ctx.schemas ?? new WorkerSchemas({ config: ctx.config, clock: ctx.clock });
+
+  app.get('/endpoints', async (c) => {
     const now = ctx.clock.now();
-    const workers = (ctx.listWorkers?.(endpoint) ?? []).map((w) => ({
-      workerId: w.workerId,
-      state: w.state,
-      startedAt: w.startedAt,
-      uptimeMs: now - w.startedAt,
-      coldStartMs: w.readyAt === null ? null : w.readyAt - w.startedAt,
-      lastPingAt: w.lastPingAt,
-      jobs: w.reportedJobs,
-      unhealthy: w.unhealthy,
-    }));
+    const endpoints: EndpointOverview[] = await Promise.all(
+      Object.values(ctx.config.endpoints).map((endpoint) => endpointOverview(ctx.store, endpoint, ctx.listWorkers?.(endpoint.name) ?? [], now)),
+    );
+    return c.json({ endpoints });
+  });
+
+  app.get('/endpoints/:endpoint/metrics', (c) => {
+    const endpoint = knownEndpoint(ctx, c.req.param('endpoint'));
+    const metrics: MetricsResponse = ctx.metrics?.history(endpoint) ?? { intervalMs: METRICS_INTERVAL_MS, samples: [] };
+    return c.json(metrics);
+  });
+
+  app.get('/endpoints/:endpoint/schema', async (c) => {
+    const endpoint = knownEndpoint(ctx, c.req.param('endpoint'));
+    const schema: EndpointSchemaResponse = await schemas.get(endpoint);
+    return c.json(schema);
+  });
+
+  app.get('/events', (c) => {
+    const raw = c.req.query('endpoint');
+    const endpoint = raw === undefined || raw === '' ? undefined : knownEndpoint(ctx, raw);
+    return feed.respond(c.req.raw, endpoint);
+  });
+
+  app.get('/endpoints/:endpoint/workers', async (c) => {
+    const endpoint = knownEndpoint(ctx, c.req.param('endpoint'));
+    const workers = await workerViews(ctx.store, ctx.listWorkers?.(endpoint) ?? [], ctx.clock.now());
     return c.json({ workers });
   });
 
@@ -88,17 +124,40 @@ export function createAdminApi(ctx: GatewayContext): Hono {
     const id = c.req.param('id');
     const job = await ctx.store.get(endpoint, id);
     if (!job) throw new JobNotFoundError(endpoint, id);
-    const { s3Config, streamSeq, progressSeq, ...record } = job;
-    const { delayTime = null, executionTime = null } = toStatusObject(job, ctx.clock.now());
-    return c.json({
-      ...record,
-      // The bucket's secret stays in the store.
-      s3Config: s3Config && { ...s3Config, accessSecret: '[redacted]' },
-      delayTime,
-      executionTime,
-      streamChunks: streamSeq,
-      progressUpdates: progressSeq,
-    });
+    return c.json(toJobDetail(job, ctx.clock.now()));
+  });
+
+  // Chunks after `after`, read without marking them delivered (unlike RunPod's /stream).
+  app.get('/endpoints/:endpoint/jobs/:id/stream', async (c) => {
+    const endpoint = knownEndpoint(ctx, c.req.param('endpoint'));
+    const id = c.req.param('id');
+    const after = integerParam(c.req.query('after'), 'after', 0);
+    const job = await ctx.store.get(endpoint, id);
+    if (!job) throw new JobNotFoundError(endpoint, id);
+    const chunks = job.streamSeq > after ? await ctx.store.streamChunks(id, after) : [];
+    const stream: JobStreamResponse = { chunks: chunks.map((chunk) => ({ seq: chunk.seq, output: chunk.output })), next: chunks.at(-1)?.seq ?? after };
+    return c.json(stream);
+  });
+
+  // A job by id alone: the dashboard's search box does not know the endpoint.
+  app.get('/jobs/:id', async (c) => {
+    const id = c.req.param('id');
+    for (const endpoint of Object.keys(ctx.config.endpoints)) {
+      const job = await ctx.store.get(endpoint, id);
+      if (job) return c.json(toJobDetail(job, ctx.clock.now()));
+    }
+    throw new JobNotFoundError(null, id);
+  });
+
+  app.get('/models', async (c) => {
+    const models: ModelsResponse = await requireModels(ctx).list();
+    return c.json(models);
+  });
+
+  // Starts (or joins) a pull in the background: its progress arrives on the live feed as `model` events.
+  app.post('/models/:name/pull', async (c) => {
+    const model: ModelView = await requireModels(ctx).pull(c.req.param('name'));
+    return c.json(model, 202);
   });
 
   // The webhook outbox of an endpoint, newest first, without payloads.
@@ -107,7 +166,8 @@ export function createAdminApi(ctx: GatewayContext): Hono {
     const state = deliveryStateParam(c.req.query('state'));
     const limit = integerParam(c.req.query('limit'), 'limit', DEFAULT_WEBHOOK_PAGE);
     if (limit < 1 || limit > MAX_WEBHOOK_PAGE) throw new InvalidRequestError('limit', `must be from 1 to ${MAX_WEBHOOK_PAGE}, got ${limit}`);
-    const deliveries = await ctx.store.listWebhookDeliveries({ endpoint, limit, ...(state ? { state } : {}) });
+    const jobId = c.req.query('jobId');
+    const deliveries = await ctx.store.listWebhookDeliveries({ endpoint, limit, ...(state ? { state } : {}), ...(jobId ? { jobId } : {}) });
     return c.json({ deliveries });
   });
 
@@ -137,23 +197,25 @@ function knownEndpoint(ctx: GatewayContext, name: string): string {
   return name;
 }
 
-/** A job as one row of the listing: fixed keys, null where unknown. */
-function toListedJob(job: JobSummary, now: number) {
+/** A job's whole record as the admin API shows it (the S3 secret redacted). */
+function toJobDetail(job: JobRecord, now: number): JobDetail {
+  const { s3Config, streamSeq, progressSeq, ...record } = job;
   const { delayTime = null, executionTime = null } = toStatusObject(job, now);
   return {
-    id: job.id,
-    status: job.status,
-    createdAt: job.createdAt,
-    queuedAt: job.queuedAt,
-    takenAt: job.takenAt,
-    finishedAt: job.finishedAt,
-    workerId: job.workerId,
-    attempts: job.attempts,
-    retries: job.retries,
+    ...record,
+    policy: { ...record.policy },
+    // The bucket's secret stays in the store.
+    s3Config: s3Config && { ...s3Config, accessSecret: '[redacted]' },
     delayTime,
     executionTime,
-    error: job.error,
+    streamChunks: streamSeq,
+    progressUpdates: progressSeq,
   };
+}
+
+function requireModels(ctx: GatewayContext): ModelsAccess {
+  if (!ctx.models) throw new NoModelsVolumeError();
+  return ctx.models;
 }
 
 /** `status=IN_QUEUE,COMPLETED` → the states; undefined (every state) when absent or empty. */

@@ -109,7 +109,7 @@ export function createClientApi(ctx: GatewayContext): Hono {
     const result = await ctx.store.cancel(endpoint.name, id, ctx.clock.now(), retainUntil(ctx, id));
     if (!result) throw new JobNotFoundError(endpoint.name, id);
     if (result.changed) {
-      ctx.events.notify(id);
+      ctx.events.notify(id, endpoint.name);
       // v1.10+ workers stop the job through job-stop; older ones finish it and their late result is dropped.
       if (result.job.workerId !== null) ctx.workers.requestStop(result.job.workerId, id);
       ctx.log.info(`job ${id} cancelled`, { endpoint: endpoint.name, jobId: id, workerId: result.job.workerId });
@@ -127,7 +127,7 @@ export function createClientApi(ctx: GatewayContext): Hono {
       const current = await requireJob(ctx, endpoint.name, id);
       throw new InvalidTransitionError(id, current.status, 'retry', 'only FAILED or TIMED_OUT jobs can be retried');
     }
-    ctx.events.notify(id);
+    ctx.events.notify(id, endpoint.name);
     return c.json({ id: retried.id, status: retried.status });
   });
 
@@ -182,6 +182,7 @@ async function submit(ctx: GatewayContext, c: Context, endpoint: EndpointConfig,
     if (sent !== fingerprint(job.input, job.webhook, job.webhookEvents, job.policy, job.s3Config)) throw new IdempotencyConflictError(key, job.id);
     ctx.log.info(`Idempotency-Key reused: answering with job ${job.id}`, { endpoint: endpoint.name, jobId: job.id });
   }
+  if (created) ctx.events.notify(job.id, endpoint.name);
   return job;
 }
 

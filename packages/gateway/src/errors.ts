@@ -1,19 +1,20 @@
 import { ProtocolParseError } from '@kiln/protocol';
 import { HTTPException } from 'hono/http-exception';
+import { UnknownModelError } from './models-access.ts';
 
 /** Options every gateway error accepts. */
 export interface GatewayErrorOptions {
   cause?: unknown;
 }
 
-/** No job with this id on this endpoint (never existed, or deleted after its retention or TTL). */
+/** No job with this id on this endpoint, or on any endpoint when `endpoint` is null (never existed, or deleted after its retention or TTL). */
 export class JobNotFoundError extends Error {
   override readonly name = 'JobNotFoundError';
-  readonly endpoint: string;
+  readonly endpoint: string | null;
   readonly jobId: string;
 
-  constructor(endpoint: string, jobId: string, options?: GatewayErrorOptions) {
-    super(`job ${jobId} not found on endpoint ${endpoint}`, options);
+  constructor(endpoint: string | null, jobId: string, options?: GatewayErrorOptions) {
+    super(endpoint === null ? `job ${jobId} not found on any endpoint` : `job ${jobId} not found on endpoint ${endpoint}`, options);
     this.endpoint = endpoint;
     this.jobId = jobId;
   }
@@ -105,6 +106,15 @@ export class IdempotencyConflictError extends Error {
   }
 }
 
+/** The gateway was started without a models volume (`GatewayOptions.models`): the models routes have nothing to show. */
+export class NoModelsVolumeError extends Error {
+  override readonly name = 'NoModelsVolumeError';
+
+  constructor(options?: GatewayErrorOptions) {
+    super('this gateway has no models volume', options);
+  }
+}
+
 /** The closed set of errors the gateway turns into HTTP answers. */
 export type GatewayError =
   | JobNotFoundError
@@ -114,7 +124,9 @@ export type GatewayError =
   | PayloadTooLargeError
   | UnauthorizedError
   | InvalidTransitionError
-  | IdempotencyConflictError;
+  | IdempotencyConflictError
+  | NoModelsVolumeError
+  | UnknownModelError;
 
 /** HTTP statuses the gateway answers errors with. */
 export type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 500;
@@ -151,6 +163,8 @@ export function toHttpResponse(err: unknown, log?: { error(message: string, fiel
   if (err instanceof JobNotFoundError) return { status: 404, body: { error: err.message, code: 'job_not_found' } };
   if (err instanceof EndpointNotFoundError) return { status: 404, body: { error: err.message, code: 'endpoint_not_found' } };
   if (err instanceof WebhookDeliveryNotFoundError) return { status: 404, body: { error: err.message, code: 'webhook_delivery_not_found' } };
+  if (err instanceof NoModelsVolumeError) return { status: 404, body: { error: err.message, code: 'no_models_volume' } };
+  if (err instanceof UnknownModelError) return { status: 404, body: { error: err.message, code: 'model_not_found' } };
   if (err instanceof PayloadTooLargeError) {
     return { status: 413, body: { error: err.message, code: 'payload_too_large', field: 'body' } };
   }

@@ -7,7 +7,7 @@ import { createHttpApp, createNodeRequestListener, type GatewayContext } from '.
 import { JobEvents } from './job-events.ts';
 import type { JobStore, LogLine } from './job-store.ts';
 import { openPostgresStore } from './postgres-store.ts';
-import { ProcessDriver, type WorkerProcess } from './process-driver.ts';
+import { ProcessDriver, setupMsOf, type WorkerProcess } from './process-driver.ts';
 import { planScaling } from './scaling.ts';
 import { openSqliteStore } from './sqlite-store.ts';
 import { StartBackoff } from './start-backoff.ts';
@@ -15,6 +15,8 @@ import { Supervisor } from './supervisor.ts';
 import { WorkerRegistry } from './worker-registry.ts';
 import { WebhookDispatcher } from './webhook-dispatcher.ts';
 import type { ModelsAccess } from './models-access.ts';
+import { workerBaseEnv, WorkerSchemas } from './worker-schema.ts';
+import { MetricsSampler } from './metrics-sampler.ts';
 
 /** A structured logger (pino-compatible subset). */
 export interface GatewayLogger {
@@ -65,6 +67,8 @@ export class Gateway {
   #app: Hono | undefined;
   #supervisor: Supervisor | undefined;
   #webhooks: WebhookDispatcher | undefined;
+  #metrics: MetricsSampler | undefined;
+  #schemas: WorkerSchemas | undefined;
   readonly #clock: Clock;
   readonly #log: GatewayLogger;
   readonly #tickMs: number;
@@ -91,6 +95,10 @@ export class Gateway {
     this.#driver = new ProcessDriver({
       clock: this.#clock,
       onLog: (line) => {
+        if (line.stream === 'stdout') {
+          const setupMs = setupMsOf(line.line);
+          if (setupMs !== null) this.registry.recordSetup(line.workerId, setupMs);
+        }
         const entry: LogLine = { ...line };
         this.#pendingLogs.push(entry);
         options.onWorkerLog?.(entry);
@@ -126,6 +134,14 @@ export class Gateway {
     this.#store = this.#options.store ?? (await openConfiguredStore(this.config));
     await this.#store.migrate();
     this.#webhooks = new WebhookDispatcher({ store: this.#store, settings: this.config.gateway.webhooks, clock: this.#clock, log: this.#log });
+    this.#metrics = new MetricsSampler({
+      store: this.#store,
+      endpoints: Object.keys(this.config.endpoints),
+      listWorkers: (endpoint) => this.registry.list(endpoint),
+      clock: this.#clock,
+      log: this.#log,
+    });
+    this.#schemas = new WorkerSchemas({ config: this.config, clock: this.#clock });
     const context: GatewayContext = {
       config: this.config,
       store: this.#store,
@@ -136,6 +152,10 @@ export class Gateway {
       log: this.#log,
       listWorkers: (endpoint) => this.registry.list(endpoint),
       webhooks: this.#webhooks,
+      metrics: this.#metrics,
+      schemas: this.#schemas,
+      ...(this.#options.models ? { models: this.#options.models } : {}),
+      ...(this.#options.dashboardDir === undefined ? {} : { dashboardDir: this.#options.dashboardDir }),
     };
     this.#app = createHttpApp(context);
     this.#supervisor = new Supervisor({
@@ -148,7 +168,7 @@ export class Gateway {
         stopGraceMs: this.config.gateway.stopGraceMs,
         retentionMs: this.config.gateway.retention.runMs,
       },
-      notify: (jobId) => this.events.notify(jobId),
+      notify: (jobId, endpoint) => this.events.notify(jobId, endpoint),
       killWorker: (workerId, reason) => this.#kill(workerId, reason),
       log: this.#log,
     });
@@ -165,6 +185,7 @@ export class Gateway {
     this.#unsubscribe = this.#store.onJobsAvailable(() => this.#requestScale());
     this.#ticking = this.#tickLoop();
     this.#webhooks.start();
+    this.#metrics.start();
     return this.#url;
   }
 
@@ -172,6 +193,8 @@ export class Gateway {
   async stop(): Promise<void> {
     this.#stopping.abort();
     this.#unsubscribe?.();
+    this.#schemas?.close();
+    await this.#metrics?.stop();
     await this.#ticking;
     await Promise.all([...this.#processes.values()].map((p) => p.stop(this.config.gateway.stopGraceMs)));
     await this.#flushLogs();
@@ -194,6 +217,8 @@ export class Gateway {
 
   /** Restarts an endpoint's workers (e.g. its files changed): each is stopped gracefully; scaling starts new ones as needed. */
   async restartWorkers(endpoint: string): Promise<void> {
+    // Its files changed: its description of its input may have too.
+    this.#schemas?.forget(endpoint);
     const ids = this.registry.list(endpoint).map((w) => w.workerId);
     await Promise.all(ids.map((id) => this.#stopWorker(id)));
     this.#requestScale();
@@ -257,11 +282,7 @@ export class Gateway {
     const base = `${this.#url}/v2/${endpoint}`;
     const gpu = encodeURIComponent(settings.gpu?.types?.[0] ?? 'local').replaceAll('%20', '+');
     const env: Record<string, string> = {
-      // Where `@kiln/models`' ensure() finds and puts weights: the endpoint's models volume, as RunPod mounts it.
-      ...(settings.volumes['models'] ? { KILN_VOLUME: settings.volumes['models'].local } : {}),
-      // The manifest `ensure()` reads: the gateway's own config, wherever the worker's folder is.
-      ...(this.config.file === undefined ? {} : { KILN_CONFIG: this.config.file }),
-      ...settings.resolvedEnv,
+      ...workerBaseEnv(this.config, settings),
       RUNPOD_WEBHOOK_GET_JOB: `${base}/job-take/${workerId}?gpu=${gpu}`,
       RUNPOD_WEBHOOK_POST_OUTPUT: `${base}/job-done/${workerId}/$ID?gpu=${gpu}`,
       RUNPOD_WEBHOOK_POST_STREAM: `${base}/job-stream/${workerId}/$ID?gpu=${gpu}`,

@@ -12,6 +12,10 @@ import type { WorkerAccess, WorkerInfo } from './worker-registry.ts';
 import type { WebhookDispatcher } from './webhook-dispatcher.ts';
 import { createAdminApi } from './admin-api.ts';
 import { createWorkerRequestHandler } from './worker-http.ts';
+import { createDashboardFiles } from './dashboard-files.ts';
+import type { MetricsSampler } from './metrics-sampler.ts';
+import type { ModelsAccess } from './models-access.ts';
+import type { WorkerSchemas } from './worker-schema.ts';
 
 /** Structured log sink (a pino-compatible subset). */
 export interface HttpLogger {
@@ -36,11 +40,19 @@ export interface GatewayContext {
   listWorkers?(endpoint: string): WorkerInfo[];
   /** The webhook sender: `jobEvent` for start/progress/output calls, `wake` after a redelivery (absent in tests without one). */
   webhooks?: Pick<WebhookDispatcher, 'jobEvent' | 'wake'>;
+  /** Each endpoint's load over the last hour, for the admin API (absent: `/metrics` answers no samples). */
+  metrics?: MetricsSampler;
+  /** The models volume, for `/kiln/v1/models` (absent: those routes answer 404). */
+  models?: ModelsAccess;
+  /** Workers' own descriptions of their input, for `/kiln/v1/endpoints/:ep/schema` (absent: one is made from the config). */
+  schemas?: WorkerSchemas;
+  /** Folder of the built dashboard, served at `/` (absent: `/` says how to build it). */
+  dashboardDir?: string;
 }
 
 /**
- * The gateway's HTTP app: RunPod's endpoint API and worker API under `/v2/{endpoint}/…`,
- * errors mapped to JSON in one place (`toHttpResponse`), unknown routes as JSON 404.
+ * The gateway's HTTP app: RunPod's endpoint API and worker API under `/v2/{endpoint}/…`, kiln's
+ * admin API under `/kiln/v1/…`, the built dashboard at `/` and `/assets/…`, errors mapped to JSON in one place (`toHttpResponse`), unknown routes as JSON 404.
  *
  * @example
  * const app = createHttpApp(ctx);
@@ -52,6 +64,8 @@ export function createHttpApp(ctx: GatewayContext): Hono {
   app.route('/v2', createWorkerApi(ctx));
   app.route('/v2', createClientApi(ctx));
   app.route('/kiln/v1', createAdminApi(ctx));
+  // Last: the page and its assets, without auth (the page asks for the key).
+  app.route('/', createDashboardFiles(ctx.dashboardDir));
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}`, code: 'not_found' }, 404));
   app.onError((err, c) => {
     const { status, body, headers } = toHttpResponse(err, ctx.log);

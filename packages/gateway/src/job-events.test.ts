@@ -7,7 +7,7 @@ test('a change notified between watch() and wait() is not missed: wait resolves 
   const clock = new ManualClock();
   const events = new JobEvents({ clock });
   const change = events.watch('j1');
-  events.notify('j1'); // e.g. the job finished while the store was being read
+  events.notify('j1', 'echo'); // e.g. the job finished while the store was being read
   let resolved = false;
   await Promise.race([change.wait(60_000).then(() => (resolved = true)), new Promise((r) => setImmediate(r))]);
   assert.equal(resolved, true, 'no sleep on the clock was needed');
@@ -32,12 +32,30 @@ test("a notify for another job does not wake the watch", async () => {
   const clock = new ManualClock();
   const events = new JobEvents({ clock });
   const change = events.watch('mine');
-  events.notify('other');
+  events.notify('other', 'echo');
   let resolved = false;
   const waiting = change.wait(5000).then(() => (resolved = true));
   await new Promise((r) => setImmediate(r));
   assert.equal(resolved, false);
-  events.notify('mine');
+  events.notify('mine', 'echo');
   await waiting;
   change.close();
+});
+
+test('subscribe hears every notified job with its endpoint until it unsubscribes; watches still wake', async () => {
+  const clock = new ManualClock();
+  const events = new JobEvents({ clock });
+  const heard: string[] = [];
+  const unsubscribe = events.subscribe((jobId, endpoint) => heard.push(`${endpoint}/${jobId}`));
+  const change = events.watch('a');
+  events.notify('a', 'tts');
+  events.notify('b', 'echo');
+  await change.wait(60_000);
+  change.close();
+  assert.deepEqual(heard, ['tts/a', 'echo/b']);
+  assert.equal(events.subscribers, 1);
+  unsubscribe();
+  events.notify('c', 'tts');
+  assert.deepEqual(heard, ['tts/a', 'echo/b']);
+  assert.equal(events.subscribers, 0);
 });

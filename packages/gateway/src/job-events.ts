@@ -16,8 +16,13 @@ export const JOB_EVENTS_RECHECK_MS = 1000;
  *   job = await store.get(endpoint, job.id);
  * }
  * // whoever changed the job:
- * events.notify(job.id);
+ * events.notify(job.id, job.endpoint);
+ * // the admin feed, for every job:
+ * const unsubscribe = events.subscribe((jobId, endpoint) => changed.add(`${endpoint}/${jobId}`));
  */
+/** Told that job `jobId` of `endpoint` changed (see `JobEvents.subscribe`). */
+export type JobChangeListener = (jobId: string, endpoint: string) => void;
+
 /** A watch on one job's changes, started before reading the store (see `JobEvents.watch`). */
 export interface JobWatch {
   /** Resolves on a change since the watch began, after `ms`, after the re-check interval, or when `signal` aborts. */
@@ -30,18 +35,37 @@ export class JobEvents {
   readonly #clock: Clock;
   readonly #recheckMs: number;
   readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #listeners = new Set<JobChangeListener>();
 
   constructor(options: { clock?: Clock; recheckMs?: number } = {}) {
     this.#clock = options.clock ?? realClock;
     this.#recheckMs = options.recheckMs ?? JOB_EVENTS_RECHECK_MS;
   }
 
-  /** Wakes everyone waiting on `jobId`. */
-  notify(jobId: string): void {
+  /** Wakes everyone waiting on `jobId` of `endpoint`, and tells every {@link JobEvents.subscribe} listener. */
+  notify(jobId: string, endpoint: string): void {
     const set = this.#waiters.get(jobId);
-    if (!set) return;
-    this.#waiters.delete(jobId);
-    for (const wake of set) wake();
+    if (set) {
+      this.#waiters.delete(jobId);
+      for (const wake of set) wake();
+    }
+    for (const listener of this.#listeners) listener(jobId, endpoint);
+  }
+
+  /**
+   * Calls `listener` on every `notify` (any job, any endpoint), synchronously: listeners should
+   * only record the id and read the store later. Returns the unsubscribe.
+   */
+  subscribe(listener: JobChangeListener): () => void {
+    // A wrapper, so subscribing the same function twice gives two independent subscriptions.
+    const entry: JobChangeListener = (jobId, endpoint) => listener(jobId, endpoint);
+    this.#listeners.add(entry);
+    return () => void this.#listeners.delete(entry);
+  }
+
+  /** How many `subscribe` listeners are registered (for tests). */
+  get subscribers(): number {
+    return this.#listeners.size;
   }
 
   /**

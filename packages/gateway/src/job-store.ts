@@ -68,6 +68,15 @@ export interface JobListQuery {
   limit: number;
 }
 
+/** What `listFinished` lists. */
+export interface FinishedJobsQuery {
+  endpoint: string;
+  /** Jobs that ended at or after this (epoch ms). */
+  since: number;
+  /** Most jobs read (the newest ends first). */
+  limit: number;
+}
+
 /** What `enqueue` needs. */
 export interface NewJob {
   id: string;
@@ -179,6 +188,8 @@ export interface WebhookAttemptFailure {
 export interface WebhookDeliveryQuery {
   endpoint: string;
   state?: WebhookDeliveryState;
+  /** Only the deliveries of this job. */
+  jobId?: string;
   limit: number;
 }
 
@@ -265,6 +276,14 @@ export interface JobStore {
   listJobs(query: JobListQuery): Promise<JobSummary[]>;
 
   /**
+   * An endpoint's jobs that ended (any terminal state) at or after `query.since`, newest
+   * `finishedAt` first (then id descending), at most `query.limit`: an index range scan over
+   * (endpoint, finished_at), so its cost is bounded by the limit, not by the jobs kept. A job put
+   * back in the queue by /retry has no `finishedAt` until it ends again.
+   */
+  listFinished(query: FinishedJobsQuery): Promise<JobSummary[]>;
+
+  /**
    * Calls `listener` whenever jobs may have become claimable on an endpoint (enqueue, retry,
    * requeue, unclaim), including those made by other gateways on the same PostgreSQL database
    * (LISTEN/NOTIFY). Returns a function that unsubscribes.
@@ -319,7 +338,7 @@ export interface JobStore {
   releaseWebhookDelivery(id: string, attempt: number, now: number): Promise<boolean>;
   /** Any delivery → pending with attempts reset to 0, due at `now`. Undefined for an unknown id. */
   redeliverWebhook(id: string, now: number): Promise<WebhookDelivery | undefined>;
-  /** An endpoint's deliveries, newest first, optionally in one state, at most `limit`, without payloads. */
+  /** An endpoint's deliveries, newest first, optionally in one state and of one job, at most `limit`, without payloads. */
   listWebhookDeliveries(query: WebhookDeliveryQuery): Promise<WebhookDeliverySummary[]>;
   /** Deletes delivered deliveries delivered before `deliveredBefore` (failed and pending ones stay). Returns how many. */
   pruneWebhookDeliveries(deliveredBefore: number): Promise<number>;

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import postgres from 'postgres';
 import type {
   EndpointCounts,
+  FinishedJobsQuery,
   JobListQuery,
   JobRecord,
   JobResult,
@@ -354,6 +355,16 @@ class PostgresJobStore implements JobStore {
     return rows.map(toSummary);
   }
 
+  async listFinished(query: FinishedJobsQuery): Promise<JobSummary[]> {
+    const sql = this.#sql;
+    const rows = await sql<JobSummaryRow[]>`
+      SELECT ${sql.unsafe(JOB_SUMMARY_COLUMNS)} FROM jobs
+       WHERE endpoint = ${query.endpoint} AND finished_at IS NOT NULL AND finished_at >= ${query.since}
+       ORDER BY finished_at DESC, id COLLATE "C" DESC
+       LIMIT ${query.limit}`;
+    return rows.map(toSummary);
+  }
+
   async queueStats(endpoint: string): Promise<{ inQueueScalable: number; oldestQueuedAt: number | null; inProgress: number }> {
     const [row] = await this.#sql<{ in_queue_scalable: number; oldest_queued_at: number | null; in_progress: number }[]>`
       SELECT (SELECT count(*)::int FROM jobs WHERE endpoint = ${endpoint} AND status = 'IN_QUEUE' AND NOT low_priority) AS in_queue_scalable,
@@ -479,6 +490,7 @@ class PostgresJobStore implements JobStore {
     const rows = await sql<DeliverySummaryRow[]>`
       SELECT ${sql.unsafe(DELIVERY_SUMMARY_COLUMNS)} FROM webhook_deliveries
        WHERE endpoint = ${query.endpoint} ${query.state === undefined ? sql`` : sql`AND state = ${query.state}`}
+             ${query.jobId === undefined ? sql`` : sql`AND job_id = ${query.jobId}`}
        ORDER BY created_at DESC, id DESC
        LIMIT ${query.limit}`;
     return rows.map(toDeliverySummary);

@@ -149,7 +149,11 @@ export class ProcessDriver {
   }
 }
 
-function workerEnv(spec: WorkerSpec): Record<string, string> {
+/**
+ * A worker's whole environment: the allow-listed variables of the gateway's own environment, then
+ * `spec.env`, then `CUDA_VISIBLE_DEVICES` when `spec.gpus` is set.
+ */
+export function workerEnv(spec: Pick<WorkerSpec, 'env' | 'inheritEnv' | 'gpus'>): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of spec.inheritEnv ?? DEFAULT_INHERITED_ENV) {
     const value = process.env[name];
@@ -290,6 +294,26 @@ function captureLines(stream: Readable, emit: (line: string) => void): { finish(
       stream.destroy();
     },
   };
+}
+
+/**
+ * The `setupMs` of a worker's `setup finished` JSON log line (how `@kiln/worker` reports its
+ * setup time: `{"requestId":null,"level":"INFO","message":"setup finished","setupMs":812}`), else null.
+ *
+ * @example
+ * setupMsOf('{"requestId":null,"level":"INFO","message":"setup finished","setupMs":812}'); // 812
+ */
+export function setupMsOf(line: string): number | null {
+  // Cheap test first: this runs on every captured line.
+  if (!line.includes('setup finished') || !line.trimStart().startsWith('{')) return null;
+  try {
+    const value: unknown = JSON.parse(line);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+    const { message, setupMs } = value as { message?: unknown; setupMs?: unknown };
+    return message === 'setup finished' && typeof setupMs === 'number' && Number.isFinite(setupMs) && setupMs >= 0 ? setupMs : null;
+  } catch {
+    return null;
+  }
 }
 
 function jobIdOf(line: string): string | null {

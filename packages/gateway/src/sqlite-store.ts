@@ -4,6 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type {
   EndpointCounts,
+  FinishedJobsQuery,
   JobListQuery,
   JobRecord,
   JobResult,
@@ -107,6 +108,10 @@ function prepareWebhookStatements(db: Database.Database) {
     listInState: db.prepare<{ endpoint: string; state: string; limit: number }, DeliverySummaryRow>(`
       SELECT ${DELIVERY_SUMMARY_COLUMNS} FROM webhook_deliveries
        WHERE endpoint = @endpoint AND state = @state ORDER BY created_at DESC, id DESC LIMIT @limit`),
+    listOfJob: db.prepare<{ endpoint: string; jobId: string; state: string | null; limit: number }, DeliverySummaryRow>(`
+      SELECT ${DELIVERY_SUMMARY_COLUMNS} FROM webhook_deliveries
+       WHERE job_id = @jobId AND endpoint = @endpoint AND (@state IS NULL OR state = @state)
+       ORDER BY created_at DESC, id DESC LIMIT @limit`),
     prune: db.prepare<[number]>(`DELETE FROM webhook_deliveries WHERE state = 'delivered' AND delivered_at < ?`),
   };
 }
@@ -244,6 +249,10 @@ function prepareStatements(db: Database.Database) {
        WHERE ((status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT') AND retain_until < @now)
           OR (status IN ('IN_QUEUE', 'IN_PROGRESS') AND expires_at < @now))
          AND NOT (${OWES_COMPLETED_WEBHOOK})`),
+    finished: db.prepare<{ endpoint: string; since: number; limit: number }, JobSummaryRow>(`
+      SELECT ${JOB_SUMMARY_COLUMNS} FROM jobs
+       WHERE endpoint = @endpoint AND finished_at IS NOT NULL AND finished_at >= @since
+       ORDER BY finished_at DESC, id DESC LIMIT @limit`),
     counts: db.prepare<[string], CountsRow>(`
       SELECT count(*) FILTER (WHERE status = 'IN_QUEUE')    AS in_queue,
              count(*) FILTER (WHERE status = 'IN_PROGRESS') AS in_progress,
@@ -460,6 +469,10 @@ class SqliteJobStore implements JobStore {
     return statement.all(params).map(toSummary);
   }
 
+  async listFinished(query: FinishedJobsQuery): Promise<JobSummary[]> {
+    return this.#sql.finished.all(query).map(toSummary);
+  }
+
   onJobsAvailable(listener: (endpoint: string) => void): () => void {
     this.#events.on(JOBS_AVAILABLE, listener);
     return () => this.#events.off(JOBS_AVAILABLE, listener);
@@ -549,7 +562,9 @@ class SqliteJobStore implements JobStore {
 
   async listWebhookDeliveries(query: WebhookDeliveryQuery): Promise<WebhookDeliverySummary[]> {
     const rows =
-      query.state === undefined
+      query.jobId !== undefined
+        ? this.#webhooks.listOfJob.all({ endpoint: query.endpoint, jobId: query.jobId, state: query.state ?? null, limit: query.limit })
+        : query.state === undefined
         ? this.#webhooks.list.all({ endpoint: query.endpoint, limit: query.limit })
         : this.#webhooks.listInState.all({ endpoint: query.endpoint, state: query.state, limit: query.limit });
     return rows.map(toDeliverySummary);

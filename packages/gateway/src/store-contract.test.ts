@@ -940,6 +940,54 @@ export function defineContract(name: string, open: () => Promise<JobStore>): voi
       assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'tts', limit: 10 })), ['c', 'b']);
     });
 
+    test('webhooks: listWebhookDeliveries with jobId shows that job\'s deliveries only, of that endpoint, optionally in one state', async () => {
+      await store.addWebhookDelivery(delivery('a', 'j1', T0 + 1));
+      await store.addWebhookDelivery(delivery('b', 'j2', T0 + 2));
+      await store.addWebhookDelivery(delivery('c', 'j1', T0 + 3, { event: 'progress' }));
+      await store.addWebhookDelivery(delivery('d', 'j1', T0 + 4, { endpoint: 'vfx', event: 'progress' }));
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'tts', jobId: 'j1', limit: 10 })), ['c', 'a']);
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'tts', jobId: 'j1', limit: 1 })), ['c']);
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'tts', jobId: 'j1', state: 'pending', limit: 10 })), ['c', 'a']);
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'tts', jobId: 'j1', state: 'failed', limit: 10 })), []);
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'vfx', jobId: 'j1', limit: 10 })), ['d']);
+      assert.deepEqual(ids(await store.listWebhookDeliveries({ endpoint: 'tts', jobId: 'nope', limit: 10 })), []);
+    });
+
+    test('listFinished: jobs of one endpoint that ended since a time, newest end first, up to a limit; running and queued ones are not listed', async () => {
+      const { job: early } = await store.enqueue(newJob());
+      const { job: done } = await store.enqueue(newJob());
+      const { job: failed } = await store.enqueue(newJob());
+      const { job: cancelled } = await store.enqueue(newJob());
+      const { job: running } = await store.enqueue(newJob());
+      await store.enqueue(newJob()); // stays queued
+      await store.enqueue(newJob({ endpoint: 'vfx' }));
+      const taken = await store.claim('tts', 'w1', 4, T0 + 100);
+      assert.deepEqual(ids(taken), [early.id, done.id, failed.id, cancelled.id]);
+      await store.claim('vfx', 'w2', 1, T0 + 100);
+      await store.finish(early.id, 'w1', { output: 1 }, T0 + 500, T0 + HOUR);
+      await store.finish(done.id, 'w1', { output: 2 }, T0 + 2000, T0 + HOUR);
+      await store.finish(failed.id, 'w1', { error: 'boom' }, T0 + 3000, T0 + HOUR);
+      await store.cancel('tts', cancelled.id, T0 + 4000, T0 + HOUR);
+      await store.claim('tts', 'w3', 1, T0 + 100);
+
+      const listed = await store.listFinished({ endpoint: 'tts', since: T0 + 1000, limit: 10 });
+      assert.deepEqual(ids(listed), [cancelled.id, failed.id, done.id]);
+      assert.deepEqual(
+        listed.map((j) => [j.status, j.queuedAt, j.takenAt, j.finishedAt]),
+        [
+          ['CANCELLED', T0, T0 + 100, T0 + 4000],
+          ['FAILED', T0, T0 + 100, T0 + 3000],
+          ['COMPLETED', T0, T0 + 100, T0 + 2000],
+        ],
+      );
+      assert.equal(listed[1]?.error, 'boom');
+      assert.deepEqual(ids(await store.listFinished({ endpoint: 'tts', since: T0 + 1000, limit: 2 })), [cancelled.id, failed.id]);
+      assert.deepEqual(ids(await store.listFinished({ endpoint: 'tts', since: T0 + 2000, limit: 10 })), [cancelled.id, failed.id, done.id], 'since is inclusive');
+      assert.deepEqual(ids(await store.listFinished({ endpoint: 'tts', since: T0, limit: 10 })), [cancelled.id, failed.id, done.id, early.id]);
+      assert.deepEqual(ids(await store.listFinished({ endpoint: 'vfx', since: T0, limit: 10 })), []);
+      assert.ok(!ids(await store.listFinished({ endpoint: 'tts', since: 0, limit: 10 })).includes(running.id));
+    });
+
     test('webhooks: gateways claiming deliveries together never get the same one', async () => {
       const total = 120;
       for (let i = 0; i < total; i++) await store.addWebhookDelivery(delivery(`d-${i}`, `j-${i}`, T0 + i));

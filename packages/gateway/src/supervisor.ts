@@ -21,7 +21,7 @@ export interface SupervisorDeps {
   clock: Clock;
   settings: SupervisionSettings;
   /** Tells long-polls (runsync, status-sync, stream) that a job changed. */
-  notify(jobId: string): void;
+  notify(jobId: string, endpoint: string): void;
   /** Kills a worker process (SIGKILL); its exit then goes through `workerExited`. */
   killWorker(workerId: string, reason: string): void;
   log: { info(message: string, fields?: object): void; warn(message: string, fields?: object): void };
@@ -51,7 +51,7 @@ export class Supervisor {
     const retainUntil = now + settings.retentionMs;
 
     for (const job of await store.timeOutExecutions(now, retainUntil)) {
-      this.#d.notify(job.id);
+      this.#d.notify(job.id, job.endpoint);
       log.warn(`job ${job.id} exceeded its execution timeout of ${job.executionTimeoutMs} ms: TIMED_OUT`, { jobId: job.id, workerId: job.workerId });
       if (job.workerId) {
         registry.requestStop(job.workerId, job.id);
@@ -59,7 +59,7 @@ export class Supervisor {
       }
     }
     for (const job of await store.expireQueued(now, retainUntil)) {
-      this.#d.notify(job.id);
+      this.#d.notify(job.id, job.endpoint);
       log.info(`job ${job.id} waited past its TTL in the queue: TIMED_OUT`, { jobId: job.id });
     }
 
@@ -99,7 +99,7 @@ export class Supervisor {
       const lost = held.filter((job) => job.takenAt !== null && lastPing - job.takenAt > settings.pingTimeoutMs && !worker.reportedJobs.includes(job.id));
       if (lost.length > 0) {
         const back = await store.unclaim(lost.map((j) => j.id), worker.workerId);
-        for (const job of lost) this.#d.notify(job.id);
+        for (const job of lost) this.#d.notify(job.id, job.endpoint);
         if (back > 0) log.warn(`worker ${worker.workerId} never reported ${back} job(s) it was handed (the take answer was lost): back in the queue`, { jobIds: lost.map((j) => j.id) });
       }
     }
@@ -135,7 +135,7 @@ export class Supervisor {
 
   #report(reason: string, { requeued, failed }: RequeueOutcome): void {
     const { settings, log } = this.#d;
-    for (const job of [...requeued, ...failed]) this.#d.notify(job.id);
+    for (const job of [...requeued, ...failed]) this.#d.notify(job.id, job.endpoint);
     if (requeued.length > 0) log.warn(`${reason}: ${requeued.length} job(s) back in the queue`, { jobIds: requeued.map((j) => j.id) });
     if (failed.length > 0) log.warn(`${reason}: ${failed.length} job(s) FAILED after ${settings.maxAttempts} attempts`, { jobIds: failed.map((j) => j.id) });
   }

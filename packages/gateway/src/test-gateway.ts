@@ -10,7 +10,10 @@ import type { GatewayContext } from './http-app.ts';
 import { JobEvents } from './job-events.ts';
 import type { JobStore } from './job-store.ts';
 import { openSqliteStore } from './sqlite-store.ts';
+import { MetricsSampler } from './metrics-sampler.ts';
+import type { ModelsAccess } from './models-access.ts';
 import { WorkerRegistry } from './worker-registry.ts';
+import { WorkerSchemas } from './worker-schema.ts';
 
 /** The API key the default test config accepts. */
 export const TEST_API_KEY = 'test-key';
@@ -34,6 +37,12 @@ export interface TestGatewayOptions {
    * listener (worker calls on node:http directly, the rest through hono).
    */
   transport?: 'app' | 'socket';
+  /** The models volume the admin API shows (absent: its routes answer 404). */
+  models?: ModelsAccess;
+  /** The built dashboard's folder. */
+  dashboardDir?: string;
+  /** How long a worker may take to describe its input (default the gateway's). */
+  describeTimeoutMs?: number;
 }
 
 /** Body and headers of a test request. */
@@ -74,6 +83,8 @@ export interface TestGateway {
   readonly store: JobStore;
   readonly registry: WorkerRegistry;
   readonly events: JobEvents;
+  /** The metrics sampler in `ctx` (not started: call `sample()` or `start()`). */
+  readonly metrics: MetricsSampler;
   /** Temp folder holding the SQLite file; removed by `close()`. */
   readonly dir: string;
   readonly logs: CapturedLog[];
@@ -116,6 +127,8 @@ export async function createTestGateway(options: TestGatewayOptions = {}): Promi
   const events = new JobEvents({ clock });
   const logs: CapturedLog[] = [];
   const capture = (level: CapturedLog['level']) => (message: string, fields?: object) => void logs.push({ level, message, fields });
+  const metrics = new MetricsSampler({ store, endpoints: Object.keys(config.endpoints), listWorkers: (endpoint) => registry.list(endpoint), clock });
+  const schemas = new WorkerSchemas({ config, clock, ...(options.describeTimeoutMs === undefined ? {} : { timeoutMs: options.describeTimeoutMs }) });
   const ctx: GatewayContext = {
     config,
     store,
@@ -125,6 +138,10 @@ export async function createTestGateway(options: TestGatewayOptions = {}): Promi
     listWorkers: (endpoint) => registry.list(endpoint),
     events,
     log: { info: capture('info'), warn: capture('warn'), error: capture('error') },
+    metrics,
+    schemas,
+    ...(options.models ? { models: options.models } : {}),
+    ...(options.dashboardDir === undefined ? {} : { dashboardDir: options.dashboardDir }),
   };
   const app = createHttpApp(ctx);
   const server = options.transport === 'socket' ? await listenOnLoopback(createNodeRequestListener(ctx, app)) : undefined;
@@ -157,6 +174,7 @@ export async function createTestGateway(options: TestGatewayOptions = {}): Promi
     store,
     registry,
     events,
+    metrics,
     dir,
     logs,
     request,
@@ -197,6 +215,8 @@ export async function createTestGateway(options: TestGatewayOptions = {}): Promi
       };
     },
     async close() {
+      schemas.close();
+      await metrics.stop();
       await server?.close();
       await store.close();
       rmSync(dir, { recursive: true, force: true });

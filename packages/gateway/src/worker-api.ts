@@ -81,7 +81,7 @@ export async function answerWorkerCall(ctx: GatewayContext, call: WorkerCall): P
       const jobId = call.jobId ?? '';
       const { output } = parseStreamBody(parseJsonText(await readWorkerBody(call)));
       if (await ctx.store.appendStream(jobId, workerId, [output])) {
-        ctx.events.notify(jobId);
+        ctx.events.notify(jobId, endpoint);
         await webhookEvent(ctx, endpoint, jobId, 'output', [output]);
       } else ctx.log.warn(`ignored stream chunk for job ${jobId}: worker ${workerId} does not hold it`, { endpoint, jobId, workerId });
       return OK;
@@ -105,7 +105,7 @@ async function jobDone(ctx: GatewayContext, endpoint: string, workerId: string, 
   const post = parseDonePost(normaliseError(parseJsonText(text)));
   if (post.kind === 'progress') {
     if (await ctx.store.progress(jobId, workerId, post.output)) {
-      ctx.events.notify(jobId);
+      ctx.events.notify(jobId, endpoint);
       await webhookEvent(ctx, endpoint, jobId, 'progress');
     }
     // A late progress post after the result is a known SDK race (runpod-python#250).
@@ -118,7 +118,7 @@ async function jobDone(ctx: GatewayContext, endpoint: string, workerId: string, 
   };
   const finished = await ctx.store.finish(jobId, workerId, result, ctx.clock.now(), retainUntil(ctx, jobId));
   if (finished) {
-    ctx.events.notify(jobId);
+    ctx.events.notify(jobId, endpoint);
     ctx.log.info(`job ${jobId} ${finished.status} on worker ${workerId}`, { endpoint, jobId, workerId, status: finished.status });
   } else {
     ctx.log.warn(`ignored result for job ${jobId}: worker ${workerId} does not hold it (cancelled, timed out, or not its job)`, {
@@ -208,7 +208,10 @@ async function takeJobs(ctx: GatewayContext, endpoint: string, workerId: string,
       const jobs = await ctx.store.claim(endpoint, workerId, limit, ctx.clock.now());
       if (jobs.length > 0) {
         if (!signal.aborted) {
-          for (const job of jobs) void ctx.webhooks?.jobEvent(job, 'start');
+          for (const job of jobs) {
+            ctx.events.notify(job.id, endpoint);
+            void ctx.webhooks?.jobEvent(job, 'start');
+          }
           return jobs;
         }
         await ctx.store.unclaim(

@@ -44,6 +44,8 @@ export interface WorkerInfo {
   unhealthy: { check: string; reason: string } | null;
   /** The worker asked to be recycled (`stopPod`). */
   recycle: boolean;
+  /** Time inside the worker's `setup()`, from its `setup finished` log line; null until it says. */
+  setupMs: number | null;
 }
 
 interface Entry {
@@ -79,6 +81,7 @@ export class WorkerRegistry implements WorkerAccess {
       reportedJobs: [],
       unhealthy: null,
       recycle: false,
+      setupMs: null,
     };
     this.#workers.set(worker.workerId, { info, token: Buffer.from(worker.token), stops: [], stopWaiters: new Set() });
     return info;
@@ -180,6 +183,12 @@ export class WorkerRegistry implements WorkerAccess {
       entry.stopWaiters.add(done);
       signal.addEventListener('abort', done, { once: true });
     });
+  }
+
+  /** The worker logged how long its `setup()` took. */
+  recordSetup(workerId: string, setupMs: number): void {
+    const info = this.#workers.get(workerId)?.info;
+    if (info) info.setupMs = setupMs;
   }
 
   requestRecycle(workerId: string): void {

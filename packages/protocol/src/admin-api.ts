@@ -28,7 +28,11 @@ export interface EndpointOverview {
   jobs: { inQueue: number; inProgress: number; completed: number; failed: number; cancelled: number; timedOut: number };
   /** Live workers by state (every key of {@link ADMIN_WORKER_STATES}, 0 when none). */
   workers: Record<AdminWorkerState, number>;
-  /** Jobs that ended in the last hour: counts and p50/p95 of delayTime and executionTime (ms). */
+  /**
+   * Jobs that ended in the last hour: counts and p50/p95 of delayTime and executionTime (ms).
+   * `finished` counts every terminal state, `failed` FAILED and TIMED_OUT; jobs that never started
+   * (cancelled or timed out in the queue) have no times. Read from the newest 10,000 ended jobs.
+   */
   lastHour: { finished: number; failed: number; delayTime: Percentiles | null; executionTime: Percentiles | null };
 }
 
@@ -63,6 +67,8 @@ export interface WorkerView {
   lastPingAt: number | null;
   /** Jobs the store says this worker holds (IN_PROGRESS). */
   currentJobs: string[];
+  /** Jobs the worker's last ping said it holds. */
+  jobs?: string[];
   unhealthy: { check: string; reason: string } | null;
 }
 
