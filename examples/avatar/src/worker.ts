@@ -3,6 +3,7 @@ import path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ensure } from '@kiln/models';
 import { defineWorker, isValidOverlap, overlapRuleMessage, planChunks, type ChunkSpan } from '@kiln/worker';
+import { toStandardJsonSchema, type StandardJsonSchema } from '@valibot/to-json-schema';
 import * as v from 'valibot';
 import { VideoEncoder } from './ffmpeg.ts';
 import { decodeAudio, decodeImage, readMediaField } from './media-input.ts';
@@ -21,30 +22,80 @@ export const MAX_AUDIO_S = 120;
 
 const fraction = (name: string) => v.pipe(v.number(`${name} must be a number`), v.minValue(0, `${name} must be between 0 and 1`), v.maxValue(1, `${name} must be between 0 and 1`));
 
+/**
+ * `schema` with the Standard JSON Schema interface, so the worker can describe its input
+ * (`KILN_DESCRIBE=1`) for the dashboard's Run form. Its `v.check`s (rules across fields, rules
+ * written as code) have no JSON Schema form: the description leaves them out; jobs still run them.
+ */
+function describable<S extends v.GenericSchema>(schema: S): StandardJsonSchema<v.InferInput<S>, v.InferOutput<S>> {
+  const standard = toStandardJsonSchema(schema)['~standard'];
+  type Options = Parameters<typeof standard.jsonSchema.input>[0];
+  const withoutChecks = (options: Options): Options => ({ ...options, libraryOptions: { ignoreActions: ['check'], ...options.libraryOptions } });
+  return {
+    '~standard': {
+      ...standard,
+      jsonSchema: { input: (options) => standard.jsonSchema.input(withoutChecks(options)), output: (options) => standard.jsonSchema.output(withoutChecks(options)) },
+    },
+  };
+}
+
 /** What the avatar worker accepts. */
-export const AvatarInput = v.pipe(
-  v.object({
-    /** The reference image: base64 PNG or JPEG (a `data:` URL too), or a path inside the worker's folder. */
-    image: v.pipe(v.string('image must be a string: base64 PNG/JPEG or a path'), v.nonEmpty('image must not be empty')),
-    /** The speech: a base64 WAV, or a path inside the worker's folder. */
-    audio: v.pipe(v.string('audio must be a string: a base64 WAV or a path'), v.nonEmpty('audio must not be empty')),
-    fps: v.optional(v.literal(FPS, `fps must be ${FPS}, the rate the model generates at`), FPS),
-    chunkFrames: v.optional(v.pipe(v.number('chunkFrames must be a number'), v.integer('chunkFrames must be a whole number'), v.minValue(2, 'chunkFrames must be at least 2'), v.maxValue(400, 'chunkFrames must be at most 400')), 33),
-    overlapFrames: v.optional(
-      v.pipe(
-        v.number('overlapFrames must be a number'),
-        v.check((n) => isValidOverlap(n), (issue) => overlapRuleMessage('overlapFrames', issue.input as number)),
+export const AvatarInput = describable(
+  v.pipe(
+    v.object({
+      image: v.pipe(
+        v.string('image must be a string: base64 PNG/JPEG or a path'),
+        v.title('Image'),
+        v.description("The reference image: base64 PNG or JPEG (a data: URL too), or a path inside the worker's folder"),
+        v.nonEmpty('image must not be empty'),
       ),
-      5,
+      audio: v.pipe(
+        v.string('audio must be a string: a base64 WAV or a path'),
+        v.title('Audio'),
+        v.description("The speech: a base64 WAV, or a path inside the worker's folder"),
+        v.nonEmpty('audio must not be empty'),
+      ),
+      fps: v.optional(v.pipe(v.literal(FPS, `fps must be ${FPS}, the rate the model generates at`), v.title('FPS')), FPS),
+      chunkFrames: v.optional(
+        v.pipe(
+          v.number('chunkFrames must be a number'),
+          v.integer('chunkFrames must be a whole number'),
+          v.minValue(2, 'chunkFrames must be at least 2'),
+          v.maxValue(400, 'chunkFrames must be at most 400'),
+          v.title('Chunk frames'),
+          v.description('Frames generated per chunk'),
+        ),
+        33,
+      ),
+      overlapFrames: v.optional(
+        v.pipe(
+          v.number('overlapFrames must be a number'),
+          v.title('Overlap frames'),
+          v.description('Frames shared by consecutive chunks; fewer than chunkFrames'),
+          v.check((n) => isValidOverlap(n), (issue) => overlapRuleMessage('overlapFrames', issue.input as number)),
+        ),
+        5,
+      ),
+      mouth: v.optional(
+        v.pipe(
+          v.object({ x: fraction('mouth.x'), y: fraction('mouth.y'), width: fraction('mouth.width'), height: fraction('mouth.height') }),
+          v.title('Mouth'),
+          v.description('Where the mouth is in the image, as fractions; the default suits a centred portrait'),
+        ),
+        DEFAULT_MOUTH,
+      ),
+      output: v.optional(
+        v.pipe(
+          v.picklist(['base64', 's3'], 'output must be "base64" or "s3"'),
+          v.title('Output'),
+          v.description("base64 inline, s3 to the job's s3Config or the endpoint's bucket; by default S3 when a bucket is configured"),
+        ),
+      ),
+    }, (issue) => (issue.path?.length ? `${String(issue.path.at(-1)!.key)} is required` : 'input must be an object with image and audio')),
+    v.forward(
+      v.check((i) => i.overlapFrames < i.chunkFrames, (issue) => `overlapFrames (${String((issue.input as { overlapFrames: number }).overlapFrames)}) must be smaller than chunkFrames (${String((issue.input as { chunkFrames: number }).chunkFrames)})`),
+      ['overlapFrames'],
     ),
-    /** Where the mouth is in the image, as fractions; the default suits a centred portrait. */
-    mouth: v.optional(v.object({ x: fraction('mouth.x'), y: fraction('mouth.y'), width: fraction('mouth.width'), height: fraction('mouth.height') }), DEFAULT_MOUTH),
-    /** `base64` inline, `s3` to the job's `s3Config` or the endpoint's bucket; by default S3 when a bucket is configured. */
-    output: v.optional(v.picklist(['base64', 's3'], 'output must be "base64" or "s3"')),
-  }, (issue) => (issue.path?.length ? `${String(issue.path.at(-1)!.key)} is required` : 'input must be an object with image and audio')),
-  v.forward(
-    v.check((i) => i.overlapFrames < i.chunkFrames, (issue) => `overlapFrames (${String((issue.input as { overlapFrames: number }).overlapFrames)}) must be smaller than chunkFrames (${String((issue.input as { chunkFrames: number }).chunkFrames)})`),
-    ['overlapFrames'],
   ),
 );
 

@@ -1,23 +1,30 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { defineWorker } from '@kiln/worker';
+import { toStandardJsonSchema } from '@valibot/to-json-schema';
 import * as v from 'valibot';
 
 /**
  * What the echo worker accepts. Every field but `message` exercises one platform feature.
  * (valibot rather than zod: any Standard Schema works, and valibot adds ≈4 ms to a cold start where
- * zod 4 adds ≈50 ms; see the README's benchmark section.)
+ * zod 4 adds ≈50 ms; see the README's benchmark section.) `toStandardJsonSchema` lets the worker
+ * describe it as a JSON Schema (`KILN_DESCRIBE=1`), from which the dashboard builds its Run form;
+ * titles and descriptions become the form's labels and hints.
  */
-export const EchoInput = v.object({
-  message: v.pipe(v.string(), v.maxLength(10_000)),
-  /** Milliseconds to work before answering; the job's signal cuts it short. */
-  sleepMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(600_000)), 0),
-  /** Stream the message word by word instead of returning it. */
-  stream: v.optional(v.boolean(), false),
-  /** Report this many progress steps while sleeping. */
-  progressSteps: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100)), 0),
-  /** Throw an error with this message instead of answering. */
-  fail: v.optional(v.string()),
-});
+export const EchoInput = toStandardJsonSchema(
+  v.object({
+    message: v.pipe(v.string(), v.title('Message'), v.description('Text to send back'), v.maxLength(10_000)),
+    sleepMs: v.optional(
+      v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(600_000), v.title('Sleep (ms)'), v.description("Milliseconds to work before answering; the job's signal cuts it short")),
+      0,
+    ),
+    stream: v.optional(v.pipe(v.boolean(), v.title('Stream'), v.description('Stream the message word by word instead of returning it')), false),
+    progressSteps: v.optional(
+      v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100), v.title('Progress steps'), v.description('Report this many progress steps while sleeping')),
+      0,
+    ),
+    fail: v.optional(v.pipe(v.string(), v.title('Fail with'), v.description('Throw an error with this message instead of answering'))),
+  }),
+);
 
 export default defineWorker({
   input: EchoInput,

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ensure } from '@kiln/models';
 import { defineWorker } from '@kiln/worker';
+import { toStandardJsonSchema } from '@valibot/to-json-schema';
 import * as v from 'valibot';
 import { FliteEngine, VOICES, type Voice } from './flite-engine.ts';
 import { s3TargetFromEnv, s3TargetFromJob, uploadAndPresign, type S3Target } from './s3-upload.ts';
@@ -14,18 +15,25 @@ export const FLITE_MODEL = 'flite';
 /** Longest text one job may speak. */
 export const MAX_TEXT_CHARS = 5000;
 
-/** What the TTS worker accepts. */
-export const TtsInput = v.object({
-  text: v.pipe(
-    v.string('text must be a string'),
-    v.check((s) => s.trim().length > 0, 'text must not be empty'),
-    v.maxLength(MAX_TEXT_CHARS, (issue) => `text has ${issue.received} characters; at most ${MAX_TEXT_CHARS} are allowed`),
-  ),
-  voice: v.optional(v.picklist(VOICES, (issue) => `unknown voice ${issue.received}; the voices are ${VOICES.join(', ')}`), 'kal16'),
-  format: v.optional(v.picklist(['wav'], 'format must be "wav", the only format this worker writes'), 'wav'),
-  /** One chunk per sentence through `/stream` instead of one WAV. */
-  stream: v.optional(v.boolean('stream must be true or false'), false),
-});
+/**
+ * What the TTS worker accepts, with the Standard JSON Schema interface (`toStandardJsonSchema`) so
+ * that the worker can describe it (`KILN_DESCRIBE=1`) for the dashboard's Run form.
+ */
+export const TtsInput = toStandardJsonSchema(
+  v.object({
+    text: v.pipe(
+      v.string('text must be a string'),
+      v.title('Text'),
+      v.description(`English text to speak (at most ${MAX_TEXT_CHARS} characters)`),
+      // A regex rather than a check: JSON Schema has `pattern`, so the form knows it too.
+      v.regex(/\S/, 'text must not be empty'),
+      v.maxLength(MAX_TEXT_CHARS, (issue) => `text has ${issue.received} characters; at most ${MAX_TEXT_CHARS} are allowed`),
+    ),
+    voice: v.optional(v.pipe(v.picklist(VOICES, (issue) => `unknown voice ${issue.received}; the voices are ${VOICES.join(', ')}`), v.title('Voice'), v.description("One of flite's built-in voices")), 'kal16'),
+    format: v.optional(v.pipe(v.picklist(['wav'], 'format must be "wav", the only format this worker writes'), v.title('Format')), 'wav'),
+    stream: v.optional(v.pipe(v.boolean('stream must be true or false'), v.title('Stream'), v.description('One chunk per sentence through /stream instead of one WAV')), false),
+  }),
+);
 
 /** The output of a non-streaming job: the WAV inline, or its presigned URL when a bucket is configured. */
 export type TtsOutput = { sample_rate: number; duration_s: number; format: 'wav'; sentences: number } & ({ audio_base64: string } | { audio_url: string });

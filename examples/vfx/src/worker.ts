@@ -3,11 +3,12 @@ import path from 'node:path';
 import { ensure } from '@kiln/models';
 import { defineWorker } from '@kiln/worker';
 import * as tf from '@tensorflow/tfjs-core';
+import { toStandardJsonSchema, type StandardJsonSchema } from '@valibot/to-json-schema';
 import * as v from 'valibot';
 import { probeVideo } from './frame-io.ts';
 import { RvmMatting } from './matting.ts';
 import { ingest, ingestedFrames, preview, roto, type FrameProgress } from './pipeline.ts';
-import { collectOutputs, ProjectNotFoundError, projectNameProblem, projectPaths, readMeta, type ProjectMeta, type ProjectOutputs } from './projects.ts';
+import { collectOutputs, PROJECT_NAME_PATTERN, ProjectNotFoundError, projectNameProblem, projectPaths, readMeta, type ProjectMeta, type ProjectOutputs } from './projects.ts';
 import { resolveVideo } from './video-source.ts';
 
 /** The models this worker declares in `kiln.config.json` and gets with `ensure()`: RVM's graph and its weights. */
@@ -26,50 +27,82 @@ const missing = (issue: v.BaseIssue<unknown>) => (issue.path?.length ? `${String
 
 const projectName = v.pipe(
   v.string('name must be a string'),
+  v.title('Project'),
+  // What the check below enforces, as far as JSON Schema can say it (the form's hint; ".." is the check's alone).
+  v.metadata({ pattern: PROJECT_NAME_PATTERN.source, description: 'Project folder on the projects volume: letters, digits, ".", "_" or "-"' }),
   v.check((name) => projectNameProblem(name) === undefined, (issue) => projectNameProblem(String(issue.input))!),
 );
 
+/**
+ * `schema` with the Standard JSON Schema interface, so the worker can describe its input
+ * (`KILN_DESCRIBE=1`) for the dashboard's Run form. Its `v.check`s (rules across fields, rules
+ * written as code) have no JSON Schema form: the description leaves them out; jobs still run them.
+ */
+function describable<S extends v.GenericSchema>(schema: S): StandardJsonSchema<v.InferInput<S>, v.InferOutput<S>> {
+  const standard = toStandardJsonSchema(schema)['~standard'];
+  type Options = Parameters<typeof standard.jsonSchema.input>[0];
+  const withoutChecks = (options: Options): Options => ({ ...options, libraryOptions: { ignoreActions: ['check'], ...options.libraryOptions } });
+  return {
+    '~standard': {
+      ...standard,
+      jsonSchema: { input: (options) => standard.jsonSchema.input(withoutChecks(options)), output: (options) => standard.jsonSchema.output(withoutChecks(options)) },
+    },
+  };
+}
+
 /** What the VFX worker accepts: one of three actions, as the seed's handler takes them. */
-export const VfxInput = v.variant(
+export const VfxInput = describable(v.variant(
   'action',
   [
-    v.object({ action: v.literal('health_check') }, missing),
+    v.pipe(v.object({ action: v.literal('health_check') }, missing), v.title('health_check'), v.description('Report the model and the projects folder')),
     v.pipe(
       v.object({
         action: v.literal('process_video'),
-        /** An http(s) URL, base64 (or a `data:` URL), or a path inside the projects volume. Needed when `stages` has `ingest`. */
-        video: v.optional(v.pipe(v.string('video must be a string: a URL, base64 or a path on the projects volume'), v.nonEmpty('video must not be empty'))),
+        video: v.optional(
+          v.pipe(
+            v.string('video must be a string: a URL, base64 or a path on the projects volume'),
+            v.title('Video'),
+            v.description('An http(s) URL, base64 (or a data: URL), or a path inside the projects volume; needed when stages include "ingest"'),
+            v.nonEmpty('video must not be empty'),
+          ),
+        ),
         name: projectName,
         stages: v.optional(
           v.pipe(
             v.array(
               v.pipe(
                 v.string('each stage must be a string'),
+                // The picklist below ends the input's JSON Schema (a second schema in the pipe): name its options here.
+                v.metadata({ enum: [...STAGES] }),
                 v.check((s) => s !== 'depth', DEPTH_REFUSAL),
                 v.picklist(STAGES, (issue) => `unknown stage ${JSON.stringify(issue.input)}; the stages are ${STAGES.join(', ')}`),
               ),
               'stages must be an array of stage names',
             ),
             v.minLength(1, 'stages must name at least one stage'),
+            v.title('Stages'),
+            v.description('Run in the order ingest, roto, preview whatever order they are listed in'),
           ),
           [...STAGES],
         ),
-        maxFrames: v.optional(v.pipe(v.number('maxFrames must be a number'), v.integer('maxFrames must be a whole number'), v.minValue(1, 'maxFrames must be at least 1'), v.maxValue(MAX_FRAMES, `maxFrames must be at most ${MAX_FRAMES}`)), 300),
-        fps: v.optional(v.pipe(v.number('fps must be a number'), v.minValue(1, 'fps must be at least 1'), v.maxValue(60, 'fps must be at most 60'))),
+        maxFrames: v.optional(v.pipe(v.number('maxFrames must be a number'), v.integer('maxFrames must be a whole number'), v.minValue(1, 'maxFrames must be at least 1'), v.maxValue(MAX_FRAMES, `maxFrames must be at most ${MAX_FRAMES}`), v.title('Max frames')), 300),
+        fps: v.optional(v.pipe(v.number('fps must be a number'), v.minValue(1, 'fps must be at least 1'), v.maxValue(60, 'fps must be at most 60'), v.title('FPS'), v.description("Frames per second to ingest; the video's own rate by default"))),
       }, missing),
+      v.title('process_video'),
+      v.description('Ingest a video into a project, matte it (roto) and render a preview'),
       v.forward(
         v.check((i) => !i.stages.includes('ingest') || i.video !== undefined, 'video is required when stages include "ingest"'),
         ['video'],
       ),
     ),
-    v.object({ action: v.literal('get_status'), name: projectName }, missing),
+    v.pipe(v.object({ action: v.literal('get_status'), name: projectName }, missing), v.title('get_status'), v.description("A project's outputs on the volume")),
   ],
   (issue) => {
     if (issue.path?.at(-1)?.key !== 'action') return 'input must be an object with an action: health_check, process_video or get_status';
     if (issue.input === undefined) return 'action is required: health_check, process_video or get_status';
     return `unknown action ${JSON.stringify(issue.input)}; the actions are health_check, process_video and get_status`;
   },
-);
+));
 
 /** `health_check`'s answer. */
 export interface HealthOutput {

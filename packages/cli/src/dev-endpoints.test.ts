@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { parseConfig } from '@kiln/gateway';
-import { describeEndpoints, MAX_INLINE_BODY_CHARS } from './dev-endpoints.ts';
+import { describeDashboard, describeEndpoints, MAX_INLINE_BODY_CHARS } from './dev-endpoints.ts';
 
 const dirs: string[] = [];
 after(async () => {
@@ -26,4 +26,22 @@ test('the curl pastes short bodies, reads a long whole-request test_input.json w
   assert.equal(usage['short'], `curl -s -X POST http://127.0.0.1:8080/v2/short/runsync -H 'content-type: application/json' -d '{"input":{"a":1}}'`);
   assert.equal(usage['long'], `curl -s -X POST http://127.0.0.1:8080/v2/long/runsync -H 'content-type: application/json' -d '@long/test_input.json'`);
   assert.ok(usage['bare']?.endsWith(`-d '{"input":{"video":"${long}"}}'`), 'a bare input cannot be sent as the file: it is wrapped inline');
+});
+
+test('the dashboard is announced at the gateway root, with a note when it is not built or needs an API key', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-dev-dashboard-'));
+  dirs.push(dir);
+  const dist = path.join(dir, 'dist');
+  const endpoints = { echo: { worker: { command: 'node w.js', cwd: '.' } } };
+  const open = parseConfig({ endpoints }, { baseDir: dir, env: {} });
+  assert.deepEqual(describeDashboard(open, 'http://127.0.0.1:8080', dist), {
+    url: 'http://127.0.0.1:8080/',
+    built: false,
+    note: 'not built: npm run build -w @kiln/dashboard, then restart',
+  });
+  await mkdir(dist);
+  await writeFile(path.join(dist, 'index.html'), '<!doctype html>');
+  assert.deepEqual(describeDashboard(open, 'http://127.0.0.1:8080/', dist), { url: 'http://127.0.0.1:8080/', built: true, note: undefined });
+  const locked = parseConfig({ endpoints, gateway: { apiKeys: ['k'] } }, { baseDir: dir, env: {} });
+  assert.equal(describeDashboard(locked, 'http://127.0.0.1:8080', dist).note, 'it asks for an API key');
 });

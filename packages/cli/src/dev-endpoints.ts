@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GatewayConfig } from '@kiln/gateway';
@@ -63,4 +64,30 @@ export async function describeEndpoints(config: GatewayConfig, baseUrl: string, 
       return { endpoint, url, curl: `curl -s -X POST ${url}/runsync -H 'content-type: application/json'${auth} -d ${data}`, bodyFrom: from };
     }),
   );
+}
+
+/** The dashboard as `kiln dev` and `kiln serve` announce it. */
+export interface DashboardUsage {
+  /** `<base>/`: the gateway serves the dashboard at its root. */
+  readonly url: string;
+  /** Whether the built dashboard (`index.html`) is in `dashboardDir`. */
+  readonly built: boolean;
+  /** What a person should know before opening it (not built; asks for an API key), if anything. */
+  readonly note: string | undefined;
+}
+
+/**
+ * The dashboard's URL, and whether it is built: without `index.html` in `dashboardDir` the gateway
+ * answers `/` with a page that says how to build it, and so does the note.
+ *
+ * @example
+ * describeDashboard(config, 'http://127.0.0.1:8080', dashboardDir); // { url: 'http://127.0.0.1:8080/', built: true, note: undefined }
+ */
+export function describeDashboard(config: GatewayConfig, baseUrl: string, dashboardDir: string): DashboardUsage {
+  const built = existsSync(path.join(dashboardDir, 'index.html'));
+  const notes = [
+    ...(built ? [] : ['not built: npm run build -w @kiln/dashboard, then restart']),
+    ...(config.gateway.apiKeys.length > 0 ? ['it asks for an API key'] : []),
+  ];
+  return { url: `${baseUrl.replace(/\/+$/, '')}/`, built, note: notes.length === 0 ? undefined : notes.join('; ') };
 }

@@ -1,9 +1,11 @@
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { styleText } from 'node:util';
+import { dashboardDir } from '@kiln/dashboard';
 import { Gateway, loadConfig, type GatewayConfig, type GatewayLogger, type LogLine } from '@kiln/gateway';
-import { readModelsSettings } from '@kiln/models';
-import { describeEndpoints } from './dev-endpoints.ts';
+import { readModelsSettings, type ModelsSettings, type PullEvent } from '@kiln/models';
+import { createModelsAccess, type DashboardModels } from './dashboard-models.ts';
+import { describeDashboard, describeEndpoints } from './dev-endpoints.ts';
 import { checkEndpointModels, formatModelCheck, type ModelCheck } from './dev-models.ts';
 import { PullProgress } from './models-progress.ts';
 
@@ -24,25 +26,35 @@ const jsonLogger: GatewayLogger = {
 };
 
 /**
- * `kiln serve`: the long-running gateway, JSON logs on stderr. Once it listens, the models its
+ * `kiln serve`: the long-running gateway, JSON logs on stderr, the dashboard at `/` (its models
+ * page backed by the config's models volume). Once it listens, the models its
  * endpoints list are pulled or verified (one log line each; a model that cannot be obtained is
  * logged as a warning and the gateway keeps serving). Resolves when it stopped (SIGTERM/SIGINT).
  */
 export async function serveCommand(options: GatewayCommandOptions, env: Record<string, string | undefined>): Promise<number> {
   const config = loadConfigWithOverrides(options, env);
-  const gateway = new Gateway(config, { log: jsonLogger });
-  return runUntilSignal(gateway, 'serve', async (url, signal) => {
-    process.stderr.write(`kiln serve: listening on ${url} (endpoints: ${Object.keys(config.endpoints).join(', ')})\n`);
-    const checks = await checkModelsReporting(config, options, env, signal, jsonLogger, false);
-    process.stderr.write(`kiln serve: ready${modelsSummary(checks)}\n`);
-  });
+  const models = openModels(config, options, env, jsonLogger);
+  const gateway = new Gateway(config, { log: jsonLogger, dashboardDir, ...(models.access === undefined ? {} : { models: models.access }) });
+  return runUntilSignal(
+    gateway,
+    'serve',
+    async (url, signal) => {
+      process.stderr.write(`kiln serve: listening on ${url} (endpoints: ${Object.keys(config.endpoints).join(', ')})\n`);
+      const dashboard = describeDashboard(config, url, dashboardDir);
+      process.stderr.write(`kiln serve: dashboard ${dashboard.url}${dashboard.note === undefined ? '' : ` (${dashboard.note})`}\n`);
+      const checks = await checkModelsReporting(config, models, signal, jsonLogger, undefined);
+      process.stderr.write(`kiln serve: ready${modelsSummary(checks)}\n`);
+    },
+    () => models.access?.close(),
+  );
 }
 
 /**
  * `kiln dev`: the same gateway with human-readable logs (worker lines prefixed by worker id), and
- * an endpoint's workers restarted when files in its folder change. It prints the URL as soon as it
- * listens, then pulls or verifies the models the endpoints list (progress bars on a terminal, one
- * line per model otherwise; workers that start meanwhile wait on the model's lock in `ensure()`),
+ * an endpoint's workers restarted when files in its folder change. It prints the URL and the
+ * dashboard's as soon as it listens, then pulls or verifies the models the endpoints list
+ * (progress bars on a terminal, one line per model otherwise; workers that start meanwhile wait
+ * on the model's lock in `ensure()`; the dashboard shows the pull and joins it),
  * then each endpoint's URL with a ready-to-paste curl, and a `ready` line.
  */
 export async function devCommand(options: GatewayCommandOptions, env: Record<string, string | undefined>): Promise<number> {
@@ -56,13 +68,17 @@ export async function devCommand(options: GatewayCommandOptions, env: Record<str
     error: (m: string) => process.stderr.write(`${paint('gray', time())} ${paint('red', 'gateway')}  ${m}\n`),
   };
   const onWorkerLog = (line: LogLine) => process.stderr.write(`${paint('gray', time())} ${paint('magenta', line.workerId)}  ${humanWorkerLine(line)}\n`);
-  const gateway = new Gateway(config, { log, onWorkerLog });
+  const models = openModels(config, options, env, log);
+  const gateway = new Gateway(config, { log, onWorkerLog, dashboardDir, ...(models.access === undefined ? {} : { models: models.access }) });
   const watchers: FSWatcher[] = [];
   const restartTimers = new Map<string, NodeJS.Timeout>();
   const started = runUntilSignal(gateway, 'dev', async (url, signal) => {
     process.stderr.write(`kiln dev: listening on ${url} (endpoints: ${Object.keys(config.endpoints).join(', ')})\n`);
+    // Before the models are pulled: the dashboard shows their progress.
+    const dashboard = describeDashboard(config, url, dashboardDir);
+    process.stderr.write(`  ${paint('bold', 'dashboard')}  ${dashboard.url}${dashboard.note === undefined ? '' : paint('yellow', `  (${dashboard.note})`)}\n`);
     startWatching();
-    const checks = await checkModelsReporting(config, options, env, signal, log, process.stderr.isTTY === true);
+    const checks = await checkModelsReporting(config, models, signal, log, process.stderr.isTTY === true ? env : undefined);
     process.stderr.write(`\n${paint('bold', 'endpoints')} (RunPod's API: /run, /runsync, /status/<id>, /stream/<id>, /cancel/<id>, /health)\n`);
     const usages = await describeEndpoints(config, url);
     const width = Math.max(...usages.map((u) => u.endpoint.length));
@@ -72,7 +88,7 @@ export async function devCommand(options: GatewayCommandOptions, env: Record<str
       process.stderr.write(`    ${usage.curl}\n`);
     }
     process.stderr.write(`kiln dev: ready${modelsSummary(checks)}; Ctrl-C stops the workers and the gateway\n`);
-  });
+  }, () => models.access?.close());
   function startWatching(): void {
     for (const [endpoint, settings] of Object.entries(config.endpoints)) {
       try {
@@ -106,25 +122,65 @@ function loadConfigWithOverrides(options: GatewayCommandOptions, env: Record<str
   });
 }
 
+/** The models settings of this process, and the dashboard's view of the volume built on them. */
+interface OpenedModels {
+  /** The settings, or why they could not be read (bad `HF_TOKEN`, …). */
+  readonly settings: ModelsSettings | Error;
+  /** Absent when the settings or the config's `models` section are unusable: the admin API's model routes then answer 404. */
+  readonly access: DashboardModels | undefined;
+}
+
+/** Reads the models settings once, and opens the dashboard's models access on them. Never throws: problems are logged. */
+function openModels(config: GatewayConfig, options: GatewayCommandOptions, env: Record<string, string | undefined>, log: GatewayLogger): OpenedModels {
+  let settings: ModelsSettings;
+  try {
+    settings = readModelsSettings(env, { config: path.resolve(options.config) });
+  } catch (error) {
+    const problem = error instanceof Error ? error : new Error(String(error));
+    if (Object.keys(config.models).length > 0) log.warn(`models not shown in the dashboard: ${problem.message}`);
+    return { settings: problem, access: undefined };
+  }
+  try {
+    return { settings, access: createModelsAccess({ config, settings }) };
+  } catch (error) {
+    log.warn(`models not shown in the dashboard: ${error instanceof Error ? error.message : String(error)}`);
+    return { settings, access: undefined };
+  }
+}
+
 /**
  * Checks the endpoints' models and reports each one through `log` (warnings for models that cannot
- * be obtained). Never throws: a broken models section or unusable models settings is logged, and
- * the gateway keeps running.
+ * be obtained); with `barsEnv`, progress bars on the terminal. The pull runs as the dashboard's
+ * pull of the models on its volume, so a click on "pull" meanwhile joins it. Never throws: a broken
+ * models section or unusable models settings is logged, and the gateway keeps running.
  */
 async function checkModelsReporting(
   config: GatewayConfig,
-  options: GatewayCommandOptions,
-  env: Record<string, string | undefined>,
+  models: OpenedModels,
   signal: AbortSignal,
   log: GatewayLogger,
-  bars: boolean,
+  barsEnv: Record<string, string | undefined> | undefined,
 ): Promise<ModelCheck[]> {
   if (!Object.values(config.endpoints).some((e) => e.models.length > 0)) return [];
-  const progress = bars ? new PullProgress({ stdout: process.stdout, stderr: process.stderr, env }) : undefined;
+  const progress = barsEnv === undefined ? undefined : new PullProgress({ stdout: process.stdout, stderr: process.stderr, env: barsEnv });
   let checks: ModelCheck[];
   try {
-    const settings = readModelsSettings(env, { config: path.resolve(options.config) });
-    checks = await checkEndpointModels(config, { settings, signal, ...(progress === undefined ? {} : { onEvent: progress.onEvent }) });
+    const { settings, access } = models;
+    if (settings instanceof Error) throw settings;
+    const check = (onEvent?: (event: PullEvent) => void) =>
+      checkEndpointModels(config, {
+        settings,
+        signal,
+        ...(progress === undefined && onEvent === undefined
+          ? {}
+          : {
+              onEvent: (event: PullEvent) => {
+                progress?.onEvent(event);
+                onEvent?.(event);
+              },
+            }),
+      });
+    checks = access === undefined ? await check() : await access.track(modelsOnVolume(config, settings, access.volume), check);
   } catch (error) {
     if (!signal.aborted) log.warn(`models not checked: ${error instanceof Error ? error.message : String(error)}`);
     return [];
@@ -139,6 +195,16 @@ async function checkModelsReporting(
   return checks;
 }
 
+/** The models that endpoints using `volume` for their models list (the others are pulled onto their own volume). */
+function modelsOnVolume(config: GatewayConfig, settings: ModelsSettings, volume: string): string[] {
+  const names = new Set<string>();
+  for (const endpoint of Object.values(config.endpoints)) {
+    if (path.resolve(endpoint.volumes['models']?.local ?? settings.volume) !== volume) continue;
+    for (const model of endpoint.models) names.add(model);
+  }
+  return [...names];
+}
+
 function modelsSummary(checks: readonly ModelCheck[]): string {
   if (checks.length === 0) return '';
   const bad = checks.filter((c) => c.state === 'manual' || c.state === 'failed').length;
@@ -148,9 +214,14 @@ function modelsSummary(checks: readonly ModelCheck[]): string {
 /**
  * Starts the gateway, runs `afterListen` (model checks, the endpoint list) while listening, and
  * stops on SIGINT/SIGTERM, which also aborts `afterListen`'s signal (a pull in progress keeps its
- * partial files for the next start).
+ * partial files for the next start); `beforeStop` runs just before the gateway stops.
  */
-async function runUntilSignal(gateway: Gateway, mode: 'dev' | 'serve', afterListen: (url: string, signal: AbortSignal) => Promise<void>): Promise<number> {
+async function runUntilSignal(
+  gateway: Gateway,
+  mode: 'dev' | 'serve',
+  afterListen: (url: string, signal: AbortSignal) => Promise<void>,
+  beforeStop: () => void = () => {},
+): Promise<number> {
   const url = await gateway.start();
   const stopping = new AbortController();
   const stopped = new Promise<void>((resolve) => {
@@ -171,6 +242,7 @@ async function runUntilSignal(gateway: Gateway, mode: 'dev' | 'serve', afterList
   ]);
   await stopped;
   process.stderr.write('kiln: stopping workers and the gateway…\n');
+  beforeStop();
   await gateway.stop();
   return 0;
 }

@@ -11,6 +11,8 @@ export type {
 } from './define-worker.ts';
 export { runWorker, runWorkerAsMain } from './run-worker.ts';
 export type { RunWorkerOptions } from './run-worker.ts';
+export { describeInput, describeLine, DESCRIBE_ENV, DESCRIBE_TARGETS } from './describe-input.ts';
+export type { InputDescription } from './describe-input.ts';
 export { readWorkerEnvironment, WORKER_USAGE, DEFAULT_PING_INTERVAL_MS } from './worker-env.ts';
 export type { WorkerEnvironment, WorkerMode } from './worker-env.ts';
 export { ManualClock, realClock } from '@kiln/protocol';

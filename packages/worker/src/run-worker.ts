@@ -1,5 +1,6 @@
 import { realClock, type Clock } from '@kiln/protocol';
 import { markStarted, type KilnWorker } from './define-worker.ts';
+import { describeLine } from './describe-input.ts';
 import { JobLoop } from './job-loop.ts';
 import { resolveJobUrls } from './job-urls.ts';
 import { createLogger, deferredSink, stderrSink, stdoutSink, type LogSink } from './log.ts';
@@ -23,7 +24,8 @@ export interface RunWorkerOptions {
 
 /**
  * Runs a worker in the mode its environment asks for and resolves with the process exit code:
- * production (RunPod's job protocol), `--test-input` (one job), or `--serve-api` (local endpoint API).
+ * production (RunPod's job protocol), `--test-input` (one job), `--serve-api` (local endpoint API), or
+ * describe (`KILN_DESCRIBE=1`: one stdout line `{"kilnDescribe":1,"input":<JSON Schema or null>}`, then 0).
  *
  * @example
  * import worker from './worker.ts';
@@ -34,6 +36,11 @@ export async function runWorker(worker: KilnWorker, options: RunWorkerOptions = 
   const environment = options.environment ?? readWorkerEnvironment();
   const clock = options.clock ?? realClock;
   const { mode } = environment;
+  if (mode.kind === 'describe') {
+    // Before the setup gate and the logger exist: describing must not load models or print anything else.
+    process.stdout.write(describeLine(worker) + '\n');
+    return 0;
+  }
   const local = mode.kind !== 'production';
   const sink = deferredSink(options.logSink ?? (local ? stderrSink : stdoutSink));
   if (local) sink.release();

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { DESCRIBE_ENV } from './describe-input.ts';
 import type { JobUrlTemplates } from './job-urls.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
 
@@ -15,6 +16,8 @@ export type WorkerMode =
     }
   | { kind: 'test-input'; testInput: unknown; source: string }
   | { kind: 'serve-api'; host: string; port: number }
+  /** `KILN_DESCRIBE=1`: print the input's JSON Schema as one stdout line and exit, without setup or any job source. */
+  | { kind: 'describe' }
   | { kind: 'usage'; message: string };
 
 /** Everything the worker runtime reads from its environment and arguments, parsed once. */
@@ -33,7 +36,8 @@ export const DEFAULT_PING_INTERVAL_MS = 10_000;
 export const WORKER_USAGE = `usage: <worker> [--test-input '{"input": …}'] [--serve-api [--host 127.0.0.1] [--port 8000]]
   production mode when RUNPOD_WEBHOOK_GET_JOB is set (the platform or the kiln gateway sets it);
   otherwise --test-input runs one job and prints the result, or test_input.json in the current folder is used;
-  --serve-api serves RunPod's endpoint API (/run, /runsync, /status, /stream, /cancel, /health) locally.`;
+  --serve-api serves RunPod's endpoint API (/run, /runsync, /status, /stream, /cancel, /health) locally;
+  KILN_DESCRIBE=1 prints {"kilnDescribe":1,"input":<JSON Schema of the input>} and exits, without setup.`;
 
 /**
  * Reads the RunPod environment (PROTOCOL.md §1.1) and the local-mode flags. The only place in the
@@ -63,6 +67,8 @@ export function readWorkerEnvironment(
 }
 
 function pickMode(env: Record<string, string | undefined>, flags: ParsedFlags, cwd: string): WorkerMode {
+  // Before anything else: the gateway asks with the endpoint's own command line and environment.
+  if (env[DESCRIBE_ENV] === '1') return { kind: 'describe' };
   if (flags.error) return { kind: 'usage', message: flags.error };
   if (flags.switches.has('serve-api')) {
     const host = flags.values.get('host') ?? '127.0.0.1';
