@@ -185,7 +185,7 @@ async function measureLiveRows(config: BenchConfig, count: number, result: Dashb
   );
   const gateway = new Gateway(gatewayConfig, { log: { info() {}, warn: (m) => void result.problems.push(`WARN ${m}`), error: (m) => void result.problems.push(`ERROR ${m}`) }, dashboardDir });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, `--user-data-dir=${path.join(dir, 'profile')}`] });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   const sse = new AbortController();
   try {
     const base = await gateway.start();

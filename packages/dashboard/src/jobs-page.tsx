@@ -1,0 +1,169 @@
+// Jobs of an endpoint, newest first: filter by status, find by id, keyset paging, live rows.
+import { useState } from 'preact/hooks';
+import type { JobState, ListedJob } from '@kiln/protocol';
+import { api, seg } from './api.ts';
+import { loadEndpoints } from './endpoints-page.tsx';
+import { formatDuration, formatTime, parseJobError } from './format.ts';
+import { useAdminEvents, useLoad, useThrottled } from './hooks.ts';
+import { href, jobHref, navigate } from './router.ts';
+import { ErrorBox, Loading } from './ui.tsx';
+
+export const JOB_STATES: readonly JobState[] = ['IN_QUEUE', 'IN_PROGRESS', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
+const PAGE = 25;
+
+function matches(job: ListedJob, status: string): boolean {
+  return status === '' || status.split(',').includes(job.status);
+}
+
+export function JobsPage({ query }: { query: URLSearchParams }) {
+  const endpoints = useLoad((signal) => loadEndpoints(signal), []);
+  const names = endpoints.data?.map((e) => e.name) ?? [];
+  const endpoint = query.get('endpoint') ?? names[0] ?? '';
+  const status = query.get('status') ?? '';
+  // The cursors of the pages before this one, and this one's ('' = the first page).
+  const filterKey = `${endpoint}|${status}`;
+  const [paging, setPaging] = useState({ key: filterKey, cursors: [''] });
+  const cursors = paging.key === filterKey ? paging.cursors : [''];
+  const setCursors = (update: (c: string[]) => string[]) => setPaging({ key: filterKey, cursors: update(cursors) });
+  const cursor = cursors[cursors.length - 1]!;
+  const [findId, setFindId] = useState('');
+
+  const page = useLoad(
+    (signal) => {
+      if (endpoint === '') return Promise.resolve({ jobs: [] as ListedJob[], next: null as string | null });
+      const qs = new URLSearchParams({ limit: String(PAGE) });
+      if (status) qs.set('status', status);
+      if (cursor) qs.set('cursor', cursor);
+      return api<{ jobs: ListedJob[]; next: string | null }>(`/kiln/v1/endpoints/${seg(endpoint)}/jobs?${qs}`, { signal });
+    },
+    [endpoint, status, cursor],
+  );
+  const refetch = useThrottled(page.reload, 1000);
+
+  useAdminEvents((m) => {
+    if (m.event === 'open') {
+      refetch();
+      return;
+    }
+    if (m.event !== 'jobs' || m.data.endpoint !== endpoint) return;
+    page.set((prev) => {
+      if (!prev) return prev;
+      const byId = new Map(m.data.jobs.map((j) => [j.id, j]));
+      let rows = prev.jobs.map((j) => byId.get(j.id) ?? j);
+      if (cursor === '') {
+        const known = new Set(rows.map((j) => j.id));
+        const newest = rows[0]?.createdAt ?? -Infinity;
+        const fresh = m.data.jobs.filter((j) => !known.has(j.id) && matches(j, status) && j.createdAt >= newest).sort((a, b) => b.createdAt - a.createdAt);
+        if (fresh.length > 0) rows = [...fresh, ...rows];
+        // Rows pushed off the first page: the next page starts after the new last row, so page again from the server.
+        if (rows.length > PAGE) {
+          rows = rows.slice(0, PAGE);
+          refetch();
+        }
+      }
+      return { ...prev, jobs: rows };
+    });
+  });
+
+  const setFilter = (next: { endpoint?: string; status?: string }) => navigate(href(['jobs'], { endpoint: next.endpoint ?? endpoint, status: next.status ?? status }), true);
+
+  return (
+    <>
+      <h1>Jobs</h1>
+      <form
+        class="filters"
+        role="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          const id = findId.trim();
+          if (id) navigate(jobHref(id));
+        }}
+      >
+        <div class="field">
+          <label for="jobs-endpoint">Endpoint</label>
+          <select id="jobs-endpoint" value={endpoint} onChange={(e) => setFilter({ endpoint: e.currentTarget.value })}>
+            {names.length === 0 && endpoint && <option value={endpoint}>{endpoint}</option>}
+            {names.map((n) => (
+              <option value={n}>{n}</option>
+            ))}
+          </select>
+        </div>
+        <div class="field">
+          <label for="jobs-status">Status</label>
+          <select id="jobs-status" value={status} onChange={(e) => setFilter({ status: e.currentTarget.value })}>
+            <option value="">All</option>
+            <option value="IN_QUEUE,IN_PROGRESS">Active (IN_QUEUE, IN_PROGRESS)</option>
+            {JOB_STATES.map((s) => (
+              <option value={s}>{s}</option>
+            ))}
+          </select>
+        </div>
+        <div class="field grow">
+          <label for="jobs-find">Job id</label>
+          <input id="jobs-find" type="search" class="mono" placeholder="any endpoint's job id" value={findId} onInput={(e) => setFindId(e.currentTarget.value)} />
+        </div>
+        <button type="submit">Find</button>
+      </form>
+      {endpoints.error && <ErrorBox onRetry={endpoints.reload}>Could not load the endpoints: {endpoints.error}</ErrorBox>}
+      {page.error && <ErrorBox onRetry={page.reload}>Could not load the jobs: {page.error}</ErrorBox>}
+      {!page.data && !page.error && <Loading what="jobs" />}
+      {page.data && (
+        <>
+          <table class="table jobs">
+            <caption>
+              Jobs of <span class="mono">{endpoint || '—'}</span>
+              {status ? `, status ${status.replace(',', ' or ')}` : ''}, newest first{cursors.length > 1 ? ` (page ${cursors.length})` : ''}
+            </caption>
+            <thead>
+              <tr>
+                <th scope="col">Job id</th>
+                <th scope="col">Status</th>
+                <th scope="col">Created</th>
+                <th scope="col">Delay</th>
+                <th scope="col">Execution</th>
+                <th scope="col">Worker</th>
+                <th scope="col">Attempts</th>
+                <th scope="col">Error</th>
+              </tr>
+            </thead>
+            <tbody>
+              {page.data.jobs.length === 0 && (
+                <tr>
+                  <td colSpan={8} class="muted">
+                    No jobs{status ? ' with this status' : ''}.
+                  </td>
+                </tr>
+              )}
+              {page.data.jobs.map((j) => (
+                <tr data-job-id={j.id} key={j.id}>
+                  <td>
+                    <a class="mono" href={jobHref(j.id, endpoint)}>
+                      {j.id}
+                    </a>
+                  </td>
+                  <td class={`status status-${j.status.toLowerCase()}`}>{j.status}</td>
+                  <td>{formatTime(j.createdAt)}</td>
+                  <td>{formatDuration(j.delayTime)}</td>
+                  <td>{formatDuration(j.executionTime)}</td>
+                  <td class="mono small">{j.workerId ?? '—'}</td>
+                  <td>{j.attempts}</td>
+                  <td class="error-cell" title={j.error ?? undefined}>
+                    {parseJobError(j.error)?.message ?? ''}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <nav class="pager" aria-label="Pages">
+            <button type="button" disabled={cursors.length <= 1} onClick={() => setCursors((c) => c.slice(0, -1))}>
+              ← Newer
+            </button>
+            <button type="button" disabled={!page.data.next} onClick={() => page.data?.next && setCursors((c) => [...c, page.data!.next!])}>
+              Older →
+            </button>
+          </nav>
+        </>
+      )}
+    </>
+  );
+}
