@@ -114,6 +114,12 @@ export function RunPage({ query }: { query: URLSearchParams }) {
     setSubmitting(false);
     const { signal } = controller;
     const alive = (jobId: string) => !signal.aborted && jobId === id;
+    // An idle worker takes the job before the run answer is in: its `jobs` event (IN_PROGRESS) may
+    // have gone by before the job was being watched. One status read catches up; later changes come as events.
+    void ep.status(id, { signal }).then(
+      (now) => alive(id) && setJob((prev) => (prev && prev.id === id && prev.status === 'IN_QUEUE' && now.status === 'IN_PROGRESS' ? { ...prev, status: now.status } : prev)),
+      () => {},
+    );
     // Chunks as they come (a job that does not stream ends with none).
     void (async () => {
       try {
