@@ -28,6 +28,7 @@ interface EchoInput {
   sleepMs?: number;
   stream?: boolean;
   progressSteps?: number;
+  fail?: string;
 }
 
 /** A real 0.1 s, 8 kHz, 16-bit mono WAV of a 440 Hz tone. */
@@ -221,6 +222,69 @@ describe('dashboard in Chromium', { skip: gate.skip }, () => {
       await row.locator('.status', { hasText: 'COMPLETED' }).waitFor();
       assert.equal(await page.evaluate(`window.__sameDocument === true`), true, 'the page was not reloaded');
       await saveScreenshot(page, 'dashboard-jobs');
+    } finally {
+      await page.close();
+    }
+  });
+
+  test("endpoint page: the queue chart, and each worker's state, cold start split, and log tail", async () => {
+    const page = await signedInPage();
+    try {
+      await page.goto(`${gateway.url}/#/endpoints/echo`);
+      await page.getByRole('heading', { level: 1, name: /echo/ }).waitFor();
+      // uPlot draws on a canvas inside the chart's card.
+      await page.getByRole('region', { name: /queue and workers/i }).locator('canvas').first().waitFor();
+      const workers = page.getByRole('region', { name: 'Workers' });
+      const row = workers.locator('tr[data-worker-id]').first();
+      await row.waitFor();
+      const workerId = (await row.getAttribute('data-worker-id'))!;
+      const listed = (await (await fetch(`${gateway.url}/kiln/v1/endpoints/echo/workers`, { headers: { authorization: `Bearer ${API_KEY}` } })).json()) as {
+        workers: { workerId: string; state: string; coldStartMs: number | null; setupMs: number | null }[];
+      };
+      const worker = listed.workers.find((w) => w.workerId === workerId);
+      assert.ok(worker, `worker ${workerId} is one the gateway lists`);
+      assert.equal(typeof worker.coldStartMs, 'number', 'the worker is past its cold start');
+      assert.equal(typeof worker.setupMs, 'number', "the worker's setup time was read from its log");
+      await row.getByText(worker.state).first().waitFor();
+      const text = await row.innerText();
+      assert.match(text, /\d+(\.\d+)? ?(ms|s)/, `the row shows durations: ${text}`);
+      await row.getByRole('button', { name: /show log/i }).click();
+      // The echo worker's setup() logs this line once per process.
+      await workers.getByText('echo worker ready').first().waitFor();
+      await saveScreenshot(page, 'dashboard-endpoint');
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('jobs page: the status filter, Older/Newer paging through keyset pages, and find by id', async () => {
+    const submitted: string[] = [];
+    for (let i = 0; i < 30; i++) submitted.push((await echo.run({ message: `page ${i}` })).id);
+    const failing = await echo.run({ message: 'x', fail: 'failed on purpose' });
+    for (const id of [...submitted, failing.id]) await echo.waitFor(id);
+    const page = await signedInPage();
+    try {
+      await page.goto(`${gateway.url}/#/jobs?endpoint=echo`);
+      const rows = page.locator('tr[data-job-id]');
+      await page.locator(`tr[data-job-id="${failing.id}"]`).waitFor();
+      const first = await rows.evaluateAll((els) => els.map((el) => el.getAttribute('data-job-id')));
+      await page.getByRole('button', { name: /older/i }).click();
+      await page.locator('table caption', { hasText: 'page 2' }).waitFor();
+      const second = await rows.evaluateAll((els) => els.map((el) => el.getAttribute('data-job-id')));
+      assert.ok(second.length > 0, 'the second page has jobs');
+      assert.deepEqual(second.filter((id) => first.includes(id)), [], 'no job is on both pages');
+      await page.getByRole('button', { name: /newer/i }).click();
+      await page.locator(`tr[data-job-id="${failing.id}"]`).waitFor();
+
+      await page.getByLabel('Status').selectOption('FAILED');
+      await page.locator(`tr[data-job-id="${failing.id}"]`).waitFor();
+      const statuses = await page.locator('tr[data-job-id] td.status').allInnerTexts();
+      assert.ok(statuses.length >= 1);
+      assert.deepEqual([...new Set(statuses.map((t) => t.trim()))], ['FAILED'], 'only FAILED rows');
+
+      await page.getByLabel('Job id').fill(submitted[3]!);
+      await page.getByLabel('Job id').press('Enter');
+      await page.getByRole('heading', { level: 1, name: new RegExp(submitted[3]!) }).waitFor();
     } finally {
       await page.close();
     }
