@@ -23,6 +23,7 @@ import postgres from 'postgres';
 import { dashboardDir } from '@kiln/dashboard';
 import { Gateway, parseConfig } from '@kiln/gateway';
 import type { BenchConfig } from './config.ts';
+import { httpCall } from './http-call.ts';
 import { latencySummary, median, type LatencySummary } from './stats.ts';
 
 const ENDPOINT = 'bench';
@@ -262,22 +263,9 @@ async function readAdminEvents(url: string, signal: AbortSignal, onJobs: (jobs: 
   }
 }
 
+/** GET (or `method`) with the bench's API key unless other headers are given. */
 function call(agent: http.Agent, url: string, method = 'GET', headers: Record<string, string> = { authorization: `Bearer ${API_KEY}` }, body?: unknown): Promise<{ status: number; body: string }> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      { method, agent, headers: { ...headers, ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }) } },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (part: Buffer) => parts.push(part));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
+  return httpCall(agent, method, url, headers, body);
 }
 
 /** Medians, percentiles and ratios to the baseline. */

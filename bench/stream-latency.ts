@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import runpodSdk from 'runpod-sdk';
 import { Gateway, parseConfig } from '@kiln/gateway';
 import { sleep } from './clock.ts';
+import { httpCall as call } from './http-call.ts';
 import type { BenchConfig } from './config.ts';
 import { latencySummary, median, type LatencySummary } from './stats.ts';
 
@@ -196,25 +197,6 @@ dc.subscribe('http.server.request.start', (message) => countStreamRequests?.((me
 
 function chunkIndex(item: unknown): number {
   return ((item as { output: { i: number } }).output).i;
-}
-
-/** One request with a JSON body (or none); the whole answer as text. */
-function call(agent: http.Agent, method: string, url: URL, headers: Record<string, string>, body?: unknown): Promise<{ status: number; body: string }> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      { method, agent, headers: { ...headers, ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }) } },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (part: Buffer) => parts.push(part));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
 }
 
 /** RunPod's long-poll: `GET /stream/{id}` again as soon as an answer is in, until the job is terminal. */
