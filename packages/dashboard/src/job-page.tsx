@@ -12,6 +12,8 @@ import { ErrorBox, Loading, Status, isTerminal } from './ui.tsx';
 import { LogLines, readLogTail } from './workers-panel.tsx';
 
 const RETRYABLE = new Set(['FAILED', 'TIMED_OUT']);
+/** When an ended job's logs are read again (after the gateway's next log flush). */
+const LATE_LOGS_MS = 2500;
 
 function jobPath(id: string, endpoint: string | null): string {
   return endpoint ? `/kiln/v1/endpoints/${seg(endpoint)}/jobs/${seg(id)}` : `/kiln/v1/jobs/${seg(id)}`;
@@ -193,6 +195,14 @@ export function JobPage({ id, endpointHint }: { id: string; endpointHint: string
     return () => controller.abort();
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [endpoint, id, sideTick, job?.status, job?.streamChunks, job?.progressUpdates]);
+
+  // The gateway stores captured log lines once per tick (1 s by default): the job's last lines
+  // usually land after its end was announced, and no event follows an ended job. Read once more.
+  useEffect(() => {
+    if (!terminal) return;
+    const timer = setTimeout(() => setSideTick((t) => t + 1), LATE_LOGS_MS);
+    return () => clearTimeout(timer);
+  }, [terminal, id]);
 
   const refresh = useThrottled(() => {
     detail.reload();

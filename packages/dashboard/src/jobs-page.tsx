@@ -5,15 +5,12 @@ import { api, seg } from './api.ts';
 import { loadEndpoints } from './endpoints-page.tsx';
 import { formatDuration, formatTime, parseJobError } from './format.ts';
 import { useAdminEvents, useLoad, useThrottled } from './hooks.ts';
+import { mergeJobRows } from './job-rows.ts';
 import { href, jobHref, navigate } from './router.ts';
 import { ErrorBox, Loading } from './ui.tsx';
 
 export const JOB_STATES: readonly JobState[] = ['IN_QUEUE', 'IN_PROGRESS', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
 const PAGE = 25;
-
-function matches(job: ListedJob, status: string): boolean {
-  return status === '' || status.split(',').includes(job.status);
-}
 
 export function JobsPage({ query }: { query: URLSearchParams }) {
   const endpoints = useLoad((signal) => loadEndpoints(signal), []);
@@ -48,20 +45,9 @@ export function JobsPage({ query }: { query: URLSearchParams }) {
     if (m.event !== 'jobs' || m.data.endpoint !== endpoint) return;
     page.set((prev) => {
       if (!prev) return prev;
-      const byId = new Map(m.data.jobs.map((j) => [j.id, j]));
-      let rows = prev.jobs.map((j) => byId.get(j.id) ?? j);
-      if (cursor === '') {
-        const known = new Set(rows.map((j) => j.id));
-        const newest = rows[0]?.createdAt ?? -Infinity;
-        const fresh = m.data.jobs.filter((j) => !known.has(j.id) && matches(j, status) && j.createdAt >= newest).sort((a, b) => b.createdAt - a.createdAt);
-        if (fresh.length > 0) rows = [...fresh, ...rows];
-        // Rows pushed off the first page: the next page starts after the new last row, so page again from the server.
-        if (rows.length > PAGE) {
-          rows = rows.slice(0, PAGE);
-          refetch();
-        }
-      }
-      return { ...prev, jobs: rows };
+      const merged = mergeJobRows(prev.jobs, m.data.jobs, { status, firstPage: cursor === '', pageSize: PAGE });
+      if (merged.refetch) refetch();
+      return { ...prev, jobs: merged.rows };
     });
   });
 

@@ -47,7 +47,8 @@ function Page({ route }: { route: Route }) {
     case 'endpoints':
       return second ? <EndpointPage name={second} /> : <EndpointsPage />;
     case 'jobs':
-      return second ? <JobPage id={second} endpointHint={route.query.get('endpoint')} /> : <JobsPage query={route.query} />;
+      // Keyed by job: another job (back/forward between two jobs) starts from nothing, not from the last job's record and cursors.
+      return second ? <JobPage key={`${second}|${route.query.get('endpoint') ?? ''}`} id={second} endpointHint={route.query.get('endpoint')} /> : <JobsPage query={route.query} />;
     case 'run':
       return <RunPage query={route.query} />;
     case 'models':

@@ -4,15 +4,22 @@ import { decodeBase64, findMedia } from './media-detect.ts';
 import type { FoundMedia } from './media-detect.ts';
 
 function MediaItem({ media }: { media: FoundMedia }) {
-  const [url, setUrl] = useState<string | null>('url' in media.source ? media.source.url : null);
+  // Read from the props on every render: the same path may hold another URL after a refresh (a
+  // newer progress update), and `media` is a new object whenever the output is (each stream chunk).
+  const direct = 'url' in media.source ? media.source.url : null;
+  const base64 = 'base64' in media.source ? media.source.base64 : null;
+  const [blob, setBlob] = useState<{ base64: string; url: string } | null>(null);
+  // Keyed on the bytes themselves, not on `media`: a player is not reset (nor its base64 decoded
+  // again) when only other parts of the output changed.
   useEffect(() => {
-    if (!('base64' in media.source)) return;
-    const bytes = decodeBase64(media.source.base64);
+    if (base64 === null) return;
+    const bytes = decodeBase64(base64);
     if (!bytes) return;
     const blobUrl = URL.createObjectURL(new Blob([bytes as BlobPart], { type: media.mime }));
-    setUrl(blobUrl);
+    setBlob({ base64, url: blobUrl });
     return () => URL.revokeObjectURL(blobUrl);
-  }, [media]);
+  }, [base64, media.mime]);
+  const url = direct ?? (blob !== null && blob.base64 === base64 ? blob.url : null);
   if (!url) return null;
   const label = `${media.path} (${media.mime})`;
   return (

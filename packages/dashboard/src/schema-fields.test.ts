@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fieldKind, initialValue, matchVariant, numberBounds, prefill, propertiesOf, resolve, unionOf } from './schema-fields.ts';
+import { fieldKind, initialValue, matchVariant, numberBounds, numberText, prefill, propertiesOf, resolve, unionOf } from './schema-fields.ts';
 import type { JsonSchema } from './schema-fields.ts';
 
 const schema: JsonSchema = {
@@ -64,4 +64,16 @@ test('a discriminated union picks its variant by the const property', () => {
   assert.deepEqual(initialValue(union, union), { action: 'list' });
   const withDefaults: JsonSchema = { oneOf: [union['oneOf'] as JsonSchema[]][0]!.map((v, i) => (i === 1 ? { ...v, properties: { ...(v['properties'] as object), frames: { type: 'integer', default: 300 } } } : v)) };
   assert.deepEqual(prefill(withDefaults, { action: 'render', project: 'p' }), { action: 'render', frames: 300, project: 'p' });
+});
+
+test('numberText keeps what is typed while it means the value, so 1.05 and 0.001 can be typed digit by digit', () => {
+  // Typing 1.05: `1.0` means 1 and stays `1.0` (not rewritten as `1`, which would give `15`).
+  assert.equal(numberText('1.0', 1, false), '1.0');
+  assert.equal(numberText('0.00', 0, false), '0.00');
+  // The browser reads `1.` and `-` as empty: no value, and the text stays.
+  assert.equal(numberText('', undefined, false), '');
+  // A value set from elsewhere (the JSON tab, a variant switch) replaces the text.
+  assert.equal(numberText('1.0', 2.5, false), '2.5');
+  assert.equal(numberText('7', undefined, false), '');
+  assert.equal(numberText('', 3, true), '3');
 });

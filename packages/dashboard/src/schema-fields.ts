@@ -199,6 +199,17 @@ export function parseNumber(text: string, integer: boolean): number | undefined 
   return integer ? Math.trunc(n) : n;
 }
 
+/**
+ * What a number input should show for `value`, given what it shows now: the text as typed while it
+ * still means that value (`1.0` on the way to `1.05`, `-` or `1.` that the browser reads as empty),
+ * else the value itself. Rewriting `1.0` as `1` on every keystroke would make `1.05` impossible to type.
+ */
+export function numberText(current: string, value: unknown, integer: boolean): string {
+  const wanted = typeof value === 'number' ? value : undefined;
+  if (parseNumber(current, integer) === wanted) return current;
+  return wanted === undefined ? '' : String(wanted);
+}
+
 /** min/max/step of a number schema, with exclusive bounds folded in for integers. */
 export function numberBounds(schema: JsonSchema, integer: boolean): { min?: number; max?: number; step: string } {
   const num = (k: string) => (typeof schema[k] === 'number' ? (schema[k] as number) : undefined);

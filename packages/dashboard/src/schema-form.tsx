@@ -1,6 +1,6 @@
 // A form generated from the endpoint's input JSON Schema; its value is the job input itself.
 import { useEffect, useState } from 'preact/hooks';
-import { fieldKind, labelOf, resolve, matchVariant, numberBounds, parseNumber, propertiesOf, unionOf, variantValue, withKey, TEXTAREA_OVER } from './schema-fields.ts';
+import { fieldKind, labelOf, resolve, matchVariant, numberBounds, numberText, parseNumber, propertiesOf, unionOf, variantValue, withKey, TEXTAREA_OVER } from './schema-fields.ts';
 import type { JsonSchema } from './schema-fields.ts';
 import { MediaOutput } from './media-output.tsx';
 
@@ -91,6 +91,33 @@ function JsonField({ value, onChange, id, label, required, schema }: FieldProps)
   );
 }
 
+/** A number input that keeps the text as typed while it means the value (see `numberText`). */
+function NumberField({ schema, value, onChange, id, label, required, integer, describedBy }: FieldProps & { integer: boolean; describedBy: string | undefined }) {
+  const [text, setText] = useState(() => numberText('', value, integer));
+  // Outside changes (JSON tab, variant switch, prefill) replace the text unless it already says the same.
+  useEffect(() => setText((current) => numberText(current, value, integer)), [value, integer]);
+  const bounds = numberBounds(schema, integer);
+  return (
+    <div class="field">
+      <Label id={id} label={label} required={required} />
+      <Description schema={schema} id={id} />
+      <input
+        id={id}
+        type="number"
+        {...bounds}
+        required={required}
+        aria-describedby={describedBy}
+        value={text}
+        onInput={(e) => {
+          const t = e.currentTarget.value;
+          setText(t);
+          onChange(parseNumber(t, integer));
+        }}
+      />
+    </div>
+  );
+}
+
 function Field(props: FieldProps) {
   const { schema, root, value, onChange, id, label, required } = props;
   const kind = fieldKind(schema, root);
@@ -129,24 +156,8 @@ function Field(props: FieldProps) {
       );
     }
     case 'number':
-    case 'integer': {
-      const bounds = numberBounds(schema, kind === 'integer');
-      return (
-        <div class="field">
-          <Label id={id} label={label} required={required} />
-          <Description schema={schema} id={id} />
-          <input
-            id={id}
-            type="number"
-            {...bounds}
-            required={required}
-            aria-describedby={describedBy}
-            value={typeof value === 'number' ? String(value) : ''}
-            onInput={(e) => onChange(parseNumber(e.currentTarget.value, kind === 'integer'))}
-          />
-        </div>
-      );
-    }
+    case 'integer':
+      return <NumberField {...props} integer={kind === 'integer'} describedBy={describedBy} />;
     case 'boolean':
       return (
         <div class="field check">

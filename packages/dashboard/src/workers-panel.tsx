@@ -59,6 +59,8 @@ function WorkerLogs({ endpoint, workerId, live }: { endpoint: string; workerId: 
     const controller = new AbortController();
     readLogTail(`/kiln/v1/endpoints/${seg(endpoint)}/logs?workerId=${seg(workerId)}`, nextRef.current, controller.signal).then(
       (r) => {
+        // A read overtaken by a newer one (its cursor was taken before this one moved it): drop it, or its lines would show twice.
+        if (controller.signal.aborted) return;
         nextRef.current = r.next;
         setState((prev) => ({ lines: prev.lines.concat(r.lines).slice(-TAIL), next: r.next }));
         setError(null);
@@ -79,6 +81,7 @@ export function WorkersPanel({ endpoint }: { endpoint: string }) {
   const workers = useLoad((signal) => api<{ workers: WorkerView[] }>(`/kiln/v1/endpoints/${seg(endpoint)}/workers`, { signal }).then((r) => r.workers), [endpoint]);
   const [tick, setTick] = useState(0);
   const bump = useThrottled(() => setTick((t) => t + 1), 1500);
+  const reloadWorkers = useThrottled(workers.reload, 1000);
   const now = useNow(1000);
   useAdminEvents((m) => {
     if (m.event === 'open') workers.reload();
@@ -86,7 +89,11 @@ export function WorkersPanel({ endpoint }: { endpoint: string }) {
       workers.set(() => m.data.workers);
       bump();
     }
-    if (m.event === 'jobs' && m.data.endpoint === endpoint) bump();
+    if (m.event === 'jobs' && m.data.endpoint === endpoint) {
+      bump();
+      // A busy worker that takes its next job stays `running`: no `workers` event says so, but its current job changed.
+      reloadWorkers();
+    }
   });
   const [open, setOpen] = useState<string | null>(null);
   const list = workers.data ?? [];

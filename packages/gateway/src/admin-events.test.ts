@@ -131,6 +131,20 @@ test('jobs: changes notified together are coalesced into one event per endpoint;
   await feed.cancel();
 });
 
+test('jobs: /purge-queue sends the purged jobs, now CANCELLED', async () => {
+  await open();
+  const feed = await connect();
+  const a = await gw.run({ a: 1 });
+  const b = await gw.run({ b: 1 });
+  const seen = new Set<string>();
+  while (seen.size < 2) for (const job of ((await feed.nextOf('jobs')).data as { jobs: ListedJob[] }).jobs) seen.add(job.id);
+  const res = await gw.request('/v2/echo/purge-queue', { method: 'POST', headers: { authorization: `Bearer ${TEST_API_KEY}` } });
+  assert.deepEqual(await res.json(), { removed: 2, status: 'completed' });
+  const purged = (await feed.nextOf('jobs')).data as { endpoint: string; jobs: ListedJob[] };
+  assert.deepEqual([purged.endpoint, purged.jobs.map((j) => [j.id, j.status]).sort()], ['echo', [[a, 'CANCELLED'], [b, 'CANCELLED']].sort()]);
+  await feed.cancel();
+});
+
 test('?endpoint= gets only that endpoint\'s events; an unknown endpoint is a 404, no key a 401', async () => {
   await open();
   const feed = await connect('?endpoint=other');

@@ -134,8 +134,10 @@ export function createClientApi(ctx: GatewayContext): Hono {
   api.post('/:endpoint/purge-queue', auth, async function purgeQueue(c) {
     const endpoint = requireEndpoint(ctx, c.req.param('endpoint'));
     const now = ctx.clock.now();
-    const removed = await ctx.store.purgeQueue(endpoint.name, now, now + ctx.config.gateway.retention.runMs);
-    return c.json({ removed, status: 'completed' });
+    const purged = await ctx.store.purgeQueue(endpoint.name, now, now + ctx.config.gateway.retention.runMs);
+    // Long-polls on those jobs and the dashboard's live feed hear that they ended CANCELLED.
+    for (const id of purged) ctx.events.notify(id, endpoint.name);
+    return c.json({ removed: purged.length, status: 'completed' });
   });
 
   api.get('/:endpoint/health', auth, async function health(c) {

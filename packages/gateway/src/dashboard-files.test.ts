@@ -50,6 +50,17 @@ test('GET / and /index.html serve index.html without auth, no-cache, with a CSP 
   });
 });
 
+test('the CSP lets the job page play media outputs that are http(s) URLs (an S3 upload, a local bucket)', () => {
+  const directive = (name: string) => DASHBOARD_CSP.split('; ').find((d) => d.startsWith(`${name} `))?.split(' ').slice(1) ?? [];
+  for (const name of ['img-src', 'media-src']) {
+    assert.ok(directive(name).includes('https:'), `${name} allows https: URLs`);
+    assert.ok(directive(name).includes('http:'), `${name} allows http: URLs`);
+  }
+  // Scripts and the API stay same-origin only.
+  assert.deepEqual(directive('script-src'), ["'self'"]);
+  assert.deepEqual(directive('connect-src'), ["'self'"]);
+});
+
 test('GET /assets/<file> serves js, css, svg, woff2 and png with their content types, cached as immutable', async () => {
   await withGateway(dist, async (gw) => {
     const expected: [string, string, string][] = [

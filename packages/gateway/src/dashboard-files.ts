@@ -22,15 +22,16 @@ export const DASHBOARD_CONTENT_TYPES: Readonly<Record<string, string>> = Object.
 
 /**
  * The dashboard page's Content-Security-Policy: its own scripts, styles and API only; images and
- * media also from `data:` and `blob:` (audio and image outputs are shown from blobs).
+ * media also from `data:` and `blob:` (base64 audio and image outputs are shown from blobs) and
+ * from any http(s) URL (outputs that are links, e.g. to the job's S3 bucket, are shown as players).
  */
 export const DASHBOARD_CSP = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self'",
   "connect-src 'self'",
-  "img-src 'self' data: blob:",
-  "media-src 'self' data: blob:",
+  "img-src 'self' data: blob: http: https:",
+  "media-src 'self' data: blob: http: https:",
   "font-src 'self'",
   "object-src 'none'",
   "base-uri 'none'",

@@ -233,8 +233,8 @@ export interface JobStore {
   cancel(endpoint: string, id: string, now: number, retainUntil: number): Promise<{ job: JobRecord; changed: boolean } | undefined>;
   /** FAILED | TIMED_OUT → IN_QUEUE (same id): output, error, worker and stream cleared, retries + 1, queuedAt = now, new expiresAt. Undefined when it did not apply. */
   retry(endpoint: string, id: string, now: number, expiresAt: number): Promise<JobRecord | undefined>;
-  /** IN_QUEUE → CANCELLED for every queued job of the endpoint; returns how many. */
-  purgeQueue(endpoint: string, now: number, retainUntil: number): Promise<number>;
+  /** IN_QUEUE → CANCELLED for every queued job of the endpoint; returns their ids (the caller tells whoever watches them). */
+  purgeQueue(endpoint: string, now: number, retainUntil: number): Promise<string[]>;
 
   /** IN_PROGRESS past executionDeadline → TIMED_OUT. Returns those jobs (the caller tells their workers to stop). */
   timeOutExecutions(now: number, retainUntil: number): Promise<JobRecord[]>;

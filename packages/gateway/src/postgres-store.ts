@@ -249,11 +249,12 @@ class PostgresJobStore implements JobStore {
     return row && toRecord(row);
   }
 
-  async purgeQueue(endpoint: string, now: number, retainUntil: number): Promise<number> {
-    const result = await this.#sql`
+  async purgeQueue(endpoint: string, now: number, retainUntil: number): Promise<string[]> {
+    const rows = await this.#sql<{ id: string }[]>`
       UPDATE jobs SET status = 'CANCELLED', finished_at = ${now}, retain_until = ${retainUntil}
-       WHERE endpoint = ${endpoint} AND status = 'IN_QUEUE'`;
-    return result.count;
+       WHERE endpoint = ${endpoint} AND status = 'IN_QUEUE'
+      RETURNING id`;
+    return rows.map((row) => row.id);
   }
 
   async timeOutExecutions(now: number, retainUntil: number): Promise<JobRecord[]> {

@@ -226,8 +226,9 @@ function prepareStatements(db: Database.Database) {
        WHERE endpoint = ? AND id = ? AND status IN ('FAILED', 'TIMED_OUT')
       RETURNING *`),
     clearStream: db.prepare<[string]>('DELETE FROM job_stream WHERE job_id = ?'),
-    purgeQueue: db.prepare<[number, number, string]>(`
-      UPDATE jobs SET status = 'CANCELLED', finished_at = ?, retain_until = ? WHERE endpoint = ? AND status = 'IN_QUEUE'`),
+    purgeQueue: db.prepare<[number, number, string], { id: string }>(`
+      UPDATE jobs SET status = 'CANCELLED', finished_at = ?, retain_until = ? WHERE endpoint = ? AND status = 'IN_QUEUE'
+      RETURNING id`),
     timeOutExecutions: db.prepare<[number, number, number], JobRow>(`
       UPDATE jobs SET status = 'TIMED_OUT', finished_at = ?, retain_until = ?
        WHERE status = 'IN_PROGRESS' AND execution_deadline < ?
@@ -414,8 +415,8 @@ class SqliteJobStore implements JobStore {
     return toRecord(row);
   }
 
-  async purgeQueue(endpoint: string, now: number, retainUntil: number): Promise<number> {
-    return this.#sql.purgeQueue.run(now, retainUntil, endpoint).changes;
+  async purgeQueue(endpoint: string, now: number, retainUntil: number): Promise<string[]> {
+    return this.#sql.purgeQueue.all(now, retainUntil, endpoint).map((row) => row.id);
   }
 
   async timeOutExecutions(now: number, retainUntil: number): Promise<JobRecord[]> {

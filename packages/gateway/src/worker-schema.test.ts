@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -28,7 +28,7 @@ console.log(JSON.stringify({ kilnDescribe: 1, input: ${JSON.stringify(SCHEMA)} }
   writeFileSync(path.join(dir, 'silent.mjs'), `console.log('a worker that knows nothing of describing');\nconsole.error('some warning');\n`);
   writeFileSync(path.join(dir, 'hang.mjs'), `setInterval(() => {}, 1000);\n`);
   // Stands in for a python interpreter running a runpod-python handler: it knows nothing of describing.
-  writeFileSync(path.join(dir, 'python3'), `#!/bin/sh\necho "--- Starting Serverless Worker ---"\n`, { mode: 0o755 });
+  writeFileSync(path.join(dir, 'python3'), `#!/bin/sh\necho ran >> python-runs.log\necho "--- Starting Serverless Worker ---"\n`, { mode: 0o755 });
   writeFileSync(path.join(dir, 'test_input.json'), JSON.stringify({ input: { text: 'hello from test_input' } }));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -77,6 +77,8 @@ test('a worker without an input schema, or that prints no kilnDescribe line, giv
   const python = await schemaOf('./python3 handler.py');
   assert.equal(python.input, null);
   assert.equal(python.note, 'python workers do not describe their input');
+  // runpod-python without job URLs would run its handler on test_input.json: it is not started at all.
+  assert.equal(existsSync(path.join(dir, 'python-runs.log')), false, 'the python worker was not run');
   const missing = await schemaOf('no-such-command-kiln');
   assert.equal(missing.input, null);
   assert.match(missing.note ?? '', /could not start the worker.*command not found/);

@@ -50,8 +50,9 @@ export interface DescribeSpec {
 /**
  * Runs a worker command once with `KILN_DESCRIBE=1` and reads the one stdout line it answers with,
  * `{"kilnDescribe":1,"input":<JSON Schema or null>}`. Never rejects: a worker that prints no such
- * line (a python worker, an older @kiln/worker), cannot start, or takes longer than `timeoutMs`
- * (then it is killed) gives `input: null` and a `note` that says why.
+ * line (an older @kiln/worker), cannot start, or takes longer than `timeoutMs` (then it is killed)
+ * gives `input: null` and a `note` that says why. A python command is not run at all (runpod-python
+ * would run its handler on `test_input.json`): `input: null`.
  *
  * @example
  * const { input, note } = await describeWorker({ command: 'node dist/worker.js', cwd, env, clock });
@@ -77,6 +78,9 @@ export function describeWorker(spec: DescribeSpec): Promise<WorkerDescription> {
     try {
       const [file, ...args] = splitCommand(spec.command);
       if (file === undefined) throw new Error('empty command');
+      // Not even started: runpod-python, without RunPod's job URLs, runs the handler on
+      // test_input.json, so asking would run a real job (models, uploads) outside the gateway.
+      if (isPythonCommand(spec.command)) return settle({ input: null, note: PYTHON_NOTE });
       child = spawn(file, args, { cwd: spec.cwd, env: workerEnv({ env: { ...spec.env, [DESCRIBE_ENV]: '1' } }), stdio: ['ignore', 'pipe', 'pipe'], shell: false });
     } catch (err) {
       settle({ input: null, note: `could not start the worker to describe its input: ${err instanceof Error ? err.message : String(err)}` });
@@ -115,12 +119,9 @@ export function describeWorker(spec: DescribeSpec): Promise<WorkerDescription> {
     c.on('close', (code, signal) => {
       if (pending !== '') onLine(pending + decoder.end());
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      const python = /(^|\/)python[0-9.]*$/.test(splitCommand(spec.command)[0] ?? '');
       settle({
         input: null,
-        note: python
-          ? 'python workers do not describe their input'
-          : `the worker did not describe its input (it ${how} without printing a kilnDescribe line${lastStderr ? `; last stderr line: ${lastStderr}` : ''})`,
+        note: `the worker did not describe its input (it ${how} without printing a kilnDescribe line${lastStderr ? `; last stderr line: ${lastStderr}` : ''})`,
       });
     });
     void spec.clock.sleep(timeoutMs, done.signal).then(() => {
@@ -129,6 +130,13 @@ export function describeWorker(spec: DescribeSpec): Promise<WorkerDescription> {
       settle({ input: null, note: `the worker did not describe its input within ${timeoutMs / 1000} s (killed)` });
     });
   });
+}
+
+const PYTHON_NOTE = 'python workers do not describe their input';
+
+/** Whether a worker command runs a python interpreter (`python3 handler.py`, `/usr/bin/python3.11 -u h.py`). */
+function isPythonCommand(command: string): boolean {
+  return /(^|\/)python[0-9.]*$/.test(splitCommand(command)[0] ?? '');
 }
 
 /** `{"kilnDescribe":1,"input":{…}|null[,"note":"…"]}` → its input (and why it is null); undefined for any other line. */
