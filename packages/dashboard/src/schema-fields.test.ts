@@ -77,3 +77,18 @@ test('numberText keeps what is typed while it means the value, so 1.05 and 0.001
   assert.equal(numberText('7', undefined, false), '');
   assert.equal(numberText('', 3, true), '3');
 });
+
+test('a type that requires itself through $ref gets a finite first value instead of overflowing the stack', () => {
+  // A linked list as zod exports one: the input's `head` is a node whose required `next` is a node.
+  const schema: JsonSchema = {
+    type: 'object',
+    properties: { head: { $ref: '#/$defs/node' } },
+    required: ['head'],
+    $defs: { node: { type: 'object', properties: { label: { type: 'string', default: 'n' }, next: { $ref: '#/$defs/node' } }, required: ['label', 'next'] } },
+  };
+  const value = (initialValue(schema, schema) as Record<string, unknown>)['head'] as Record<string, unknown>;
+  let depth = 0;
+  for (let node: unknown = value; node && typeof node === 'object'; node = (node as Record<string, unknown>)['next']) depth++;
+  assert.ok(depth > 1 && depth < 40, `nested ${depth} deep`);
+  assert.equal(value['label'], 'n');
+});

@@ -134,17 +134,22 @@ export function matchVariant(union: Union, value: unknown, root: JsonSchema): nu
   return i === -1 ? 0 : i;
 }
 
+/** How deep {@link initialValue} follows nested objects and unions. */
+const MAX_INITIAL_DEPTH = 16;
+
 /** The first value of a field: its default, its const, or for objects and unions the values of their parts. */
-export function initialValue(schema: JsonSchema, root: JsonSchema): unknown {
+export function initialValue(schema: JsonSchema, root: JsonSchema, depth = 0): unknown {
   if ('default' in schema) return structuredClone(schema['default']);
   if ('const' in schema) return schema['const'];
+  // A type that requires itself (through $ref) has no finite first value: stop and leave it empty.
+  if (depth > MAX_INITIAL_DEPTH) return undefined;
   const kind = fieldKind(schema, root);
-  if (kind === 'union') return variantValue(unionOf(schema, root)!, 0, root);
+  if (kind === 'union') return variantValue(unionOf(schema, root)!, 0, root, depth + 1);
   if (kind === 'object') {
     const out: Record<string, unknown> = {};
     for (const p of propertiesOf(schema, root)) {
       const k = fieldKind(p.schema, root);
-      const v = p.required || 'default' in p.schema || k === 'const' ? initialValue(p.schema, root) : undefined;
+      const v = p.required || 'default' in p.schema || k === 'const' ? initialValue(p.schema, root, depth + 1) : undefined;
       if (v !== undefined) out[p.key] = v;
       else if (p.required && k === 'boolean') out[p.key] = false;
     }
@@ -154,8 +159,8 @@ export function initialValue(schema: JsonSchema, root: JsonSchema): unknown {
 }
 
 /** The first value of variant `index` of a union, its discriminator set. */
-export function variantValue(union: Union, index: number, root: JsonSchema): Record<string, unknown> {
-  const fresh = initialValue(union.variants[index]!, root);
+export function variantValue(union: Union, index: number, root: JsonSchema, depth = 0): Record<string, unknown> {
+  const fresh = initialValue(union.variants[index]!, root, depth);
   const out: Record<string, unknown> = isRecord(fresh) ? fresh : {};
   if (union.discriminator !== null && union.values[index] !== undefined) out[union.discriminator] = union.values[index];
   return out;

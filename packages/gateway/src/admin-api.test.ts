@@ -49,4 +49,7 @@ test('the admin API uses the client keys, knows only configured endpoints and ch
   const bad = await admin('endpoints/echo/logs?after=-3');
   assert.equal(bad.status, 400);
   assert.match(((await bad.json()) as { error: string }).error, /after: must be a non-negative integer/);
+  const none = await admin('endpoints/echo/logs?limit=0');
+  assert.equal(none.status, 400, 'a page of no lines is refused, as the other listings refuse it');
+  assert.match(((await none.json()) as { error: string }).error, /limit: must be from 1 to 1000, got 0/);
 });

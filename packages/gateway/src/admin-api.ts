@@ -91,6 +91,7 @@ export function createAdminApi(ctx: GatewayContext): Hono {
     const endpoint = knownEndpoint(ctx, c.req.param('endpoint'));
     const after = integerParam(c.req.query('after'), 'after', 0);
     const limit = Math.min(integerParam(c.req.query('limit'), 'limit', 200), MAX_LOG_LINES);
+    if (limit < 1) throw new InvalidRequestError('limit', `must be from 1 to ${MAX_LOG_LINES}, got ${limit}`);
     const workerId = c.req.query('workerId');
     const jobId = c.req.query('jobId');
     const lines = await ctx.store.readLogs({

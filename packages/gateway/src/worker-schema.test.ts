@@ -7,7 +7,7 @@ import type { EndpointSchemaResponse } from '@kiln/protocol';
 import { ManualClock } from '@kiln/protocol';
 import { parseConfig } from './config.ts';
 import { createTestGateway, TEST_API_KEY } from './test-gateway.ts';
-import { describeWorker, WorkerSchemas } from './worker-schema.ts';
+import { DESCRIBE_EXIT_GRACE_MS, describeWorker, WorkerSchemas } from './worker-schema.ts';
 
 const SCHEMA = { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] };
 
@@ -99,7 +99,62 @@ test('a worker that does not answer within the timeout (on the clock) is killed:
   const answer = describeWorker({ command: 'node hang.mjs', cwd: dir, env: {}, clock, timeoutMs: 10_000 });
   await clock.waitForSleep(10_000);
   await clock.advance(10_000);
-  assert.deepEqual(await answer, { input: null, note: 'the worker did not describe its input within 10 s (killed)' });
+  assert.deepEqual(await answer, { input: null, note: 'the worker did not describe its input within 10 s (killed)', transient: true });
+});
+
+test('a worker that gave no answer is asked again by the next request; an answer is kept', async () => {
+  // Crashes the first time (say, a module still being built), answers from then on.
+  writeFileSync(
+    path.join(dir, 'flaky.mjs'),
+    `import { existsSync, writeFileSync } from 'node:fs';
+if (!existsSync('flaky.ran')) { writeFileSync('flaky.ran', ''); console.error('not ready yet'); process.exit(1); }
+console.log(JSON.stringify({ kilnDescribe: 1, input: ${JSON.stringify(SCHEMA)} }));
+`,
+  );
+  rmSync(path.join(dir, 'flaky.ran'), { force: true });
+  const config = parseConfig(configFor('node flaky.mjs'), { baseDir: dir, env: {} });
+  const schemas = new WorkerSchemas({ config, clock: new ManualClock() });
+  try {
+    const first = await schemas.get('echo');
+    assert.equal(first.input, null);
+    assert.match(first.note ?? '', /exited with code 1.*not ready yet/);
+    assert.deepEqual((await schemas.get('echo')).input, SCHEMA, 'the crash was not kept: the worker was asked again');
+    rmSync(path.join(dir, 'flaky.ran'), { force: true }); // would make a third run crash again
+    assert.deepEqual((await schemas.get('echo')).input, SCHEMA, 'the answer is kept: no third run');
+    assert.equal(existsSync(path.join(dir, 'flaky.ran')), false);
+  } finally {
+    schemas.close();
+  }
+});
+
+test('a worker that answers but ignores SIGTERM is killed after the grace period (on the clock)', async () => {
+  writeFileSync(
+    path.join(dir, 'stubborn.mjs'),
+    `import { writeFileSync } from 'node:fs';
+process.on('SIGTERM', () => {});
+writeFileSync('stubborn.pid', String(process.pid));
+console.log(JSON.stringify({ kilnDescribe: 1, input: null }));
+setInterval(() => {}, 1000);
+`,
+  );
+  const clock = new ManualClock();
+  const answer = await describeWorker({ command: 'node stubborn.mjs', cwd: dir, env: {}, clock });
+  assert.equal(answer.input, null);
+  const pid = Number(readFileSync(path.join(dir, 'stubborn.pid'), 'utf8'));
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await clock.waitForSleep(DESCRIBE_EXIT_GRACE_MS);
+  assert.equal(alive(), true, 'SIGTERM alone did not stop it');
+  await clock.advance(DESCRIBE_EXIT_GRACE_MS);
+  // The kill is real: wait (a bounded while) for the process to be gone.
+  for (let i = 0; i < 200 && alive(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(alive(), false, 'killed after the grace period');
 });
 
 test('close() kills a describing worker and its request answers at once', async () => {

@@ -34,7 +34,15 @@ export function workerBaseEnv(config: GatewayConfig, endpoint: EndpointConfig): 
 export interface WorkerDescription {
   input: Record<string, unknown> | null;
   note: string | null;
+  /**
+   * Set when the worker gave no answer (it could not start, crashed or timed out): asking again
+   * later may succeed, so the answer is not kept. Unset when the worker answered, or is python.
+   */
+  transient?: true;
 }
+
+/** After its answer, how long a describing worker has to exit on SIGTERM before it is killed. */
+export const DESCRIBE_EXIT_GRACE_MS = 2000;
 
 /** What {@link describeWorker} runs. */
 export interface DescribeSpec {
@@ -71,7 +79,7 @@ export function describeWorker(spec: DescribeSpec): Promise<WorkerDescription> {
     };
     const onAbort = () => {
       child?.kill('SIGKILL');
-      settle({ input: null, note: 'the gateway stopped before the worker described its input' });
+      settle({ input: null, note: 'the gateway stopped before the worker described its input', transient: true });
     };
 
     let child: ReturnType<typeof spawn> | undefined;
@@ -83,7 +91,7 @@ export function describeWorker(spec: DescribeSpec): Promise<WorkerDescription> {
       if (isPythonCommand(spec.command)) return settle({ input: null, note: PYTHON_NOTE });
       child = spawn(file, args, { cwd: spec.cwd, env: workerEnv({ env: { ...spec.env, [DESCRIBE_ENV]: '1' } }), stdio: ['ignore', 'pipe', 'pipe'], shell: false });
     } catch (err) {
-      settle({ input: null, note: `could not start the worker to describe its input: ${err instanceof Error ? err.message : String(err)}` });
+      settle({ input: null, note: `could not start the worker to describe its input: ${err instanceof Error ? err.message : String(err)}`, transient: true });
       return;
     }
     const c = child;
@@ -97,8 +105,14 @@ export function describeWorker(spec: DescribeSpec): Promise<WorkerDescription> {
       const description = parseDescribeLine(line);
       if (!description) return;
       settle(description);
-      // It has said all it will: it should exit by itself, but need not be waited for.
-      if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+      // It has said all it will: it should exit by itself, but need not be waited for; one that
+      // ignores SIGTERM is killed rather than left behind.
+      if (c.exitCode === null && c.signalCode === null) {
+        c.kill('SIGTERM');
+        void spec.clock.sleep(DESCRIBE_EXIT_GRACE_MS).then(() => {
+          if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+        });
+      }
     };
     c.stdout!.on('data', (chunk: Buffer) => {
       pending += decoder.write(chunk);
@@ -114,7 +128,11 @@ export function describeWorker(spec: DescribeSpec): Promise<WorkerDescription> {
     });
     c.on('error', (err) => {
       const code = (err as NodeJS.ErrnoException).code;
-      settle({ input: null, note: `could not start the worker to describe its input (${JSON.stringify(spec.command)} in ${spec.cwd}): ${err.message}${code === 'ENOENT' ? ' (command not found)' : ''}` });
+      settle({
+        input: null,
+        note: `could not start the worker to describe its input (${JSON.stringify(spec.command)} in ${spec.cwd}): ${err.message}${code === 'ENOENT' ? ' (command not found)' : ''}`,
+        transient: true,
+      });
     });
     c.on('close', (code, signal) => {
       if (pending !== '') onLine(pending + decoder.end());
@@ -122,12 +140,13 @@ export function describeWorker(spec: DescribeSpec): Promise<WorkerDescription> {
       settle({
         input: null,
         note: `the worker did not describe its input (it ${how} without printing a kilnDescribe line${lastStderr ? `; last stderr line: ${lastStderr}` : ''})`,
+        transient: true,
       });
     });
     void spec.clock.sleep(timeoutMs, done.signal).then(() => {
       if (settled) return;
       c.kill('SIGKILL');
-      settle({ input: null, note: `the worker did not describe its input within ${timeoutMs / 1000} s (killed)` });
+      settle({ input: null, note: `the worker did not describe its input within ${timeoutMs / 1000} s (killed)`, transient: true });
     });
   });
 }
@@ -186,7 +205,8 @@ export interface WorkerSchemasOptions {
 /**
  * What the dashboard's Run form is built from, per endpoint: the worker's own description of its
  * input (asked once per endpoint and kept for the gateway's life; concurrent requests share one
- * run; `forget` after the worker's files change) and its `test_input.json`, read on every call.
+ * run; `forget` after the worker's files change; a worker that gave no answer — crashed, timed out —
+ * is asked again by the next request) and its `test_input.json`, read on every call.
  *
  * @example
  * const schemas = new WorkerSchemas({ config, clock });
@@ -217,6 +237,10 @@ export class WorkerSchemas {
         ...(this.#options.timeoutMs === undefined ? {} : { timeoutMs: this.#options.timeoutMs }),
       });
       this.#cache.set(endpoint, description);
+      const asked = description;
+      void asked.then((answer) => {
+        if (answer.transient && this.#cache.get(endpoint) === asked) this.#cache.delete(endpoint);
+      });
     }
     const [{ input, note }, testInput] = await Promise.all([description, readTestInput(settings.worker.cwd)]);
     return { input, testInput, note };
