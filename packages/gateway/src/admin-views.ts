@@ -86,14 +86,15 @@ export function percentiles(values: readonly number[]): Percentiles | null {
 export async function endpointOverview(store: JobStore, endpoint: EndpointConfig, workers: readonly WorkerInfo[], now: number): Promise<EndpointOverview> {
   const [counts, ended] = await Promise.all([
     store.counts(endpoint.name),
-    store.listFinished({ endpoint: endpoint.name, since: now - LAST_HOUR_MS, limit: LAST_HOUR_MAX_JOBS }),
+    store.finishedTimings({ endpoint: endpoint.name, since: now - LAST_HOUR_MS, limit: LAST_HOUR_MAX_JOBS }),
   ]);
   const delays: number[] = [];
   const executions: number[] = [];
   for (const job of ended) {
-    const { delayTime, executionTime } = toStatusObject(job, now);
-    if (delayTime !== undefined) delays.push(delayTime);
-    if (executionTime !== undefined) executions.push(executionTime);
+    // As /status counts them (status-view.ts): a pickup older than the last queueing is a previous attempt's.
+    if (job.takenAt === null || job.takenAt < job.queuedAt) continue;
+    delays.push(job.takenAt - job.queuedAt);
+    executions.push(Math.max(0, job.finishedAt - job.takenAt));
   }
   return {
     name: endpoint.name,

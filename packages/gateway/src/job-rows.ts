@@ -1,5 +1,5 @@
 import { DEFAULT_WEBHOOK_EVENTS, type JobState } from '@kiln/protocol';
-import type { JobRecord, JobSummary } from './job-store.ts';
+import type { FinishedTiming, JobRecord, JobSummary } from './job-store.ts';
 
 /** A `jobs` row as both adapters read it: JSON columns as text; `low_priority` is 0/1 in SQLite, a boolean in PostgreSQL. */
 export interface JobRow {
@@ -106,6 +106,20 @@ export function toSummary(row: JobSummaryRow): JobSummary {
     takenAt: row.taken_at,
     finishedAt: row.finished_at,
   };
+}
+
+/** A `finishedTimings` row. */
+export interface FinishedTimingRow {
+  id: string;
+  status: JobState;
+  queued_at: number;
+  taken_at: number | null;
+  finished_at: number;
+}
+
+/** A `finishedTimings` row as a FinishedTiming. */
+export function toFinishedTiming(row: FinishedTimingRow): FinishedTiming {
+  return { id: row.id, status: row.status, queuedAt: row.queued_at, takenAt: row.taken_at, finishedAt: row.finished_at };
 }
 
 /** Queue order: normal before lowPriority, then oldest queuedAt, then id (RETURNING has no order). */

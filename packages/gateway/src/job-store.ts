@@ -68,13 +68,22 @@ export interface JobListQuery {
   limit: number;
 }
 
-/** What `listFinished` lists. */
+/** What `finishedTimings` reads. */
 export interface FinishedJobsQuery {
   endpoint: string;
   /** Jobs that ended at or after this (epoch ms). */
   since: number;
   /** Most jobs read (the newest ends first). */
   limit: number;
+}
+
+/** When an ended job was queued, taken and ended: what `delayTime` and `executionTime` are made of. */
+export interface FinishedTiming {
+  id: string;
+  status: JobState;
+  queuedAt: number;
+  takenAt: number | null;
+  finishedAt: number;
 }
 
 /** What `enqueue` needs. */
@@ -281,7 +290,7 @@ export interface JobStore {
    * (endpoint, finished_at), so its cost is bounded by the limit, not by the jobs kept. A job put
    * back in the queue by /retry has no `finishedAt` until it ends again.
    */
-  listFinished(query: FinishedJobsQuery): Promise<JobSummary[]>;
+  finishedTimings(query: FinishedJobsQuery): Promise<FinishedTiming[]>;
 
   /**
    * Calls `listener` whenever jobs may have become claimable on an endpoint (enqueue, retry,

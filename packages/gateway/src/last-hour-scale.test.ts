@@ -1,4 +1,4 @@
-// The endpoint overview's "last hour" with 100,000 jobs kept: listFinished reads at most its limit
+// The endpoint overview's "last hour" with 100,000 jobs kept: finishedTimings reads at most its limit
 // of rows in (endpoint, finished_at) order, so an endpoint with 100,000 ended jobs costs what one
 // with exactly the limit costs, on both stores. Rows are inserted directly, as in job-listing-scale.
 import assert from 'node:assert/strict';
@@ -34,7 +34,7 @@ async function medianMs(store: JobStore, q: FinishedJobsQuery): Promise<{ ms: nu
   let count = 0;
   for (let i = 0; i < RUNS; i++) {
     const t = performance.now();
-    count = (await store.listFinished(q)).length;
+    count = (await store.finishedTimings(q)).length;
     times.push(performance.now() - t);
   }
   return { ms: times.sort((a, b) => a - b)[Math.floor(RUNS / 2)]!, count };
@@ -50,8 +50,8 @@ function defineScaleTest(open: () => Promise<JobStore>, fill: (endpoint: string,
   after(() => store?.close());
 
   test(`the last hour of an endpoint with ${BIG.toLocaleString('en')} ended jobs reads only the newest ${LAST_HOUR_MAX_JOBS.toLocaleString('en')}`, async () => {
-    await store.listFinished(query('big'));
-    await store.listFinished(query('small'));
+    await store.finishedTimings(query('big'));
+    await store.finishedTimings(query('small'));
     const b = await medianMs(store, query('big'));
     const s = await medianMs(store, query('small'));
     assert.equal(b.count, LAST_HOUR_MAX_JOBS);

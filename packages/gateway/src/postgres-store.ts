@@ -3,6 +3,7 @@ import postgres from 'postgres';
 import type {
   EndpointCounts,
   FinishedJobsQuery,
+  FinishedTiming,
   JobListQuery,
   JobRecord,
   JobResult,
@@ -23,6 +24,8 @@ import {
   type JobRow,
   type JobSummaryRow,
   type LogRow,
+  toFinishedTiming,
+  type FinishedTimingRow,
 } from './job-rows.ts';
 import { checkKnownVersions, loadMigrations } from './migrations.ts';
 import type { NewWebhookDelivery, WebhookAttemptFailure, WebhookDelivery, WebhookDeliveryQuery, WebhookDeliverySummary } from './job-store.ts';
@@ -356,14 +359,15 @@ class PostgresJobStore implements JobStore {
     return rows.map(toSummary);
   }
 
-  async listFinished(query: FinishedJobsQuery): Promise<JobSummary[]> {
+  async finishedTimings(query: FinishedJobsQuery): Promise<FinishedTiming[]> {
     const sql = this.#sql;
-    const rows = await sql<JobSummaryRow[]>`
-      SELECT ${sql.unsafe(JOB_SUMMARY_COLUMNS)} FROM jobs
+    // Only columns of the jobs_finished index (the rest INCLUDEd): an index-only scan once vacuumed.
+    const rows = await sql<FinishedTimingRow[]>`
+      SELECT id, status, queued_at, taken_at, finished_at FROM jobs
        WHERE endpoint = ${query.endpoint} AND finished_at IS NOT NULL AND finished_at >= ${query.since}
        ORDER BY finished_at DESC, id COLLATE "C" DESC
        LIMIT ${query.limit}`;
-    return rows.map(toSummary);
+    return rows.map(toFinishedTiming);
   }
 
   async queueStats(endpoint: string): Promise<{ inQueueScalable: number; oldestQueuedAt: number | null; inProgress: number }> {

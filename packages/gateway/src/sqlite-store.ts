@@ -2,9 +2,11 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import type { JobState } from '@kiln/protocol';
 import type {
   EndpointCounts,
   FinishedJobsQuery,
+  FinishedTiming,
   JobListQuery,
   JobRecord,
   JobResult,
@@ -250,8 +252,9 @@ function prepareStatements(db: Database.Database) {
        WHERE ((status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT') AND retain_until < @now)
           OR (status IN ('IN_QUEUE', 'IN_PROGRESS') AND expires_at < @now))
          AND NOT (${OWES_COMPLETED_WEBHOOK})`),
-    finished: db.prepare<{ endpoint: string; since: number; limit: number }, JobSummaryRow>(`
-      SELECT ${JOB_SUMMARY_COLUMNS} FROM jobs
+    // Only columns of the jobs_finished index: an index-only scan, no table row read.
+    finished: db.prepare<{ endpoint: string; since: number; limit: number }, unknown[]>(`
+      SELECT id, status, queued_at, taken_at, finished_at FROM jobs
        WHERE endpoint = @endpoint AND finished_at IS NOT NULL AND finished_at >= @since
        ORDER BY finished_at DESC, id DESC LIMIT @limit`),
     counts: db.prepare<[string], CountsRow>(`
@@ -470,8 +473,10 @@ class SqliteJobStore implements JobStore {
     return statement.all(params).map(toSummary);
   }
 
-  async listFinished(query: FinishedJobsQuery): Promise<JobSummary[]> {
-    return this.#sql.finished.all(query).map(toSummary);
+  async finishedTimings(query: FinishedJobsQuery): Promise<FinishedTiming[]> {
+    // Rows as arrays: 10,000 of them come back, and arrays cost half what objects do to build.
+    const rows = this.#sql.finished.raw(true).all(query) as [string, JobState, number, number | null, number][];
+    return rows.map(([id, status, queuedAt, takenAt, finishedAt]) => ({ id, status, queuedAt, takenAt, finishedAt }));
   }
 
   onJobsAvailable(listener: (endpoint: string) => void): () => void {
