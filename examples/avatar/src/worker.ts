@@ -3,8 +3,8 @@ import path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ensure } from '@kiln/models';
 import { defineWorker, isValidOverlap, overlapRuleMessage, planChunks, type ChunkSpan } from '@kiln/worker';
-import { toStandardJsonSchema, type StandardJsonSchema } from '@valibot/to-json-schema';
 import * as v from 'valibot';
+import { describable } from './describable.ts';
 import { VideoEncoder } from './ffmpeg.ts';
 import { decodeAudio, decodeImage, readMediaField } from './media-input.ts';
 import { blendFrames, chunkOpenness, DEFAULT_MOUTH, renderFrame } from './mouth-renderer.ts';
@@ -22,22 +22,6 @@ export const MAX_AUDIO_S = 120;
 
 const fraction = (name: string) => v.pipe(v.number(`${name} must be a number`), v.minValue(0, `${name} must be between 0 and 1`), v.maxValue(1, `${name} must be between 0 and 1`));
 
-/**
- * `schema` with the Standard JSON Schema interface, so the worker can describe its input
- * (`KILN_DESCRIBE=1`) for the dashboard's Run form. Its `v.check`s (rules across fields, rules
- * written as code) have no JSON Schema form: the description leaves them out; jobs still run them.
- */
-function describable<S extends v.GenericSchema>(schema: S): StandardJsonSchema<v.InferInput<S>, v.InferOutput<S>> {
-  const standard = toStandardJsonSchema(schema)['~standard'];
-  type Options = Parameters<typeof standard.jsonSchema.input>[0];
-  const withoutChecks = (options: Options): Options => ({ ...options, libraryOptions: { ignoreActions: ['check'], ...options.libraryOptions } });
-  return {
-    '~standard': {
-      ...standard,
-      jsonSchema: { input: (options) => standard.jsonSchema.input(withoutChecks(options)), output: (options) => standard.jsonSchema.output(withoutChecks(options)) },
-    },
-  };
-}
 
 /** What the avatar worker accepts. */
 export const AvatarInput = describable(

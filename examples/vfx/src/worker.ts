@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ensure } from '@kiln/models';
 import { defineWorker } from '@kiln/worker';
 import * as tf from '@tensorflow/tfjs-core';
-import { toStandardJsonSchema, type StandardJsonSchema } from '@valibot/to-json-schema';
+import { describable } from '@kiln/example-avatar/src/describable.ts';
 import * as v from 'valibot';
 import { probeVideo } from './frame-io.ts';
 import { RvmMatting } from './matting.ts';
@@ -33,22 +33,6 @@ const projectName = v.pipe(
   v.check((name) => projectNameProblem(name) === undefined, (issue) => projectNameProblem(String(issue.input))!),
 );
 
-/**
- * `schema` with the Standard JSON Schema interface, so the worker can describe its input
- * (`KILN_DESCRIBE=1`) for the dashboard's Run form. Its `v.check`s (rules across fields, rules
- * written as code) have no JSON Schema form: the description leaves them out; jobs still run them.
- */
-function describable<S extends v.GenericSchema>(schema: S): StandardJsonSchema<v.InferInput<S>, v.InferOutput<S>> {
-  const standard = toStandardJsonSchema(schema)['~standard'];
-  type Options = Parameters<typeof standard.jsonSchema.input>[0];
-  const withoutChecks = (options: Options): Options => ({ ...options, libraryOptions: { ignoreActions: ['check'], ...options.libraryOptions } });
-  return {
-    '~standard': {
-      ...standard,
-      jsonSchema: { input: (options) => standard.jsonSchema.input(withoutChecks(options)), output: (options) => standard.jsonSchema.output(withoutChecks(options)) },
-    },
-  };
-}
 
 /** What the VFX worker accepts: one of three actions, as the seed's handler takes them. */
 export const VfxInput = describable(v.variant(

@@ -2,14 +2,11 @@
 // (index range scans stopped at the page size), on both stores. Rows are inserted directly, which
 // is a hundred times faster than enqueueing them one by one.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import postgres from 'postgres';
 import type { JobListQuery, JobStore } from './job-store.ts';
-import { openPostgresStore } from './postgres-store.ts';
-import { openSqliteStore } from './sqlite-store.ts';
-import { freshPostgresSchema, postgresTestGate, tempSqlitePath } from './test-databases.ts';
-import type { TempSqlitePath, TestSchema } from './test-databases.ts';
+import { describeOnEachStore, openTestStore } from './each-store.ts';
 
 const T0 = 1_700_000_000_000;
 const BIG = 100_000;
@@ -67,58 +64,38 @@ function defineScaleTest(open: () => Promise<JobStore>, fill: (endpoint: string,
   });
 }
 
-describe('SQLite store', () => {
-  let database: TempSqlitePath;
-  before(async () => {
-    database = await tempSqlitePath();
-  });
-  after(() => database.remove());
-
+await describeOnEachStore((database) =>
   defineScaleTest(
-    () => openSqliteStore({ path: database.path }),
+    () => openTestStore(database()),
     async (endpoint, n) => {
-      const db = new Database(database.path);
+      const db = database();
+      if (db.kind === 'sqlite') {
+        const sqlite = new Database(db.path);
+        try {
+          sqlite
+            .prepare(
+              `WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < @n)
+               INSERT INTO jobs (id, endpoint, status, input, policy, created_at, queued_at, expires_at, execution_timeout_ms)
+               SELECT @endpoint || '-' || i, @endpoint, ${STATUS_SQL}, '{}', '{}', @t0 + i / 2, @t0 + i / 2, @t0 + 86400000, 600000 FROM s`,
+            )
+            .run({ endpoint, n, t0: T0 });
+        } finally {
+          sqlite.close();
+        }
+        return;
+      }
+      const sql = postgres(db.url, { max: 1, onnotice: () => {}, connection: { search_path: db.schema } });
       try {
-        db.prepare(
-          `WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < @n)
-           INSERT INTO jobs (id, endpoint, status, input, policy, created_at, queued_at, expires_at, execution_timeout_ms)
-           SELECT @endpoint || '-' || i, @endpoint, ${STATUS_SQL}, '{}', '{}', @t0 + i / 2, @t0 + i / 2, @t0 + 86400000, 600000 FROM s`,
-        ).run({ endpoint, n, t0: T0 });
+        await sql.unsafe(
+          `INSERT INTO jobs (id, endpoint, status, input, policy, created_at, queued_at, expires_at, execution_timeout_ms)
+           SELECT $1 || '-' || i, $1, ${STATUS_SQL}, '{}', '{}', $2::bigint + i / 2, $2::bigint + i / 2, $2::bigint + 86400000, 600000
+             FROM generate_series(0, $3::int - 1) AS i`,
+          [endpoint, T0, n],
+        );
+        await sql`ANALYZE jobs`;
       } finally {
-        db.close();
+        await sql.end({ timeout: 5 });
       }
     },
-  );
-});
-
-const gate = await postgresTestGate();
-
-if (!gate.run && gate.fail) {
-  test('PostgreSQL store', () => assert.fail(gate.message));
-} else {
-  describe('PostgreSQL store', { skip: gate.run ? false : gate.message }, () => {
-    let database: TestSchema;
-    before(async () => {
-      database = await freshPostgresSchema();
-    });
-    after(() => database.drop());
-
-    defineScaleTest(
-      () => openPostgresStore({ url: database.url, schema: database.schema }),
-      async (endpoint, n) => {
-        const sql = postgres(database.url, { max: 1, onnotice: () => {}, connection: { search_path: database.schema } });
-        try {
-          await sql.unsafe(
-            `INSERT INTO jobs (id, endpoint, status, input, policy, created_at, queued_at, expires_at, execution_timeout_ms)
-             SELECT $1 || '-' || i, $1, ${STATUS_SQL}, '{}', '{}', $2::bigint + i / 2, $2::bigint + i / 2, $2::bigint + 86400000, 600000
-               FROM generate_series(0, $3::int - 1) AS i`,
-            [endpoint, T0, n],
-          );
-          await sql`ANALYZE jobs`;
-        } finally {
-          await sql.end({ timeout: 5 });
-        }
-      },
-    );
-  });
-}
+  ),
+);

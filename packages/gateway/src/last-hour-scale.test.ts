@@ -2,15 +2,12 @@
 // of rows in (endpoint, finished_at) order, so an endpoint with 100,000 ended jobs costs what one
 // with exactly the limit costs, on both stores. Rows are inserted directly, as in job-listing-scale.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import postgres from 'postgres';
 import { LAST_HOUR_MAX_JOBS, LAST_HOUR_MS } from './admin-views.ts';
 import type { FinishedJobsQuery, JobStore } from './job-store.ts';
-import { openPostgresStore } from './postgres-store.ts';
-import { openSqliteStore } from './sqlite-store.ts';
-import { freshPostgresSchema, postgresTestGate, tempSqlitePath } from './test-databases.ts';
-import type { TempSqlitePath, TestSchema } from './test-databases.ts';
+import { describeOnEachStore, openTestStore } from './each-store.ts';
 
 const NOW = 1_700_000_000_000 + 2 * LAST_HOUR_MS;
 const BIG = 100_000;
@@ -61,55 +58,29 @@ function defineScaleTest(open: () => Promise<JobStore>, fill: (endpoint: string,
   });
 }
 
-describe('SQLite store', () => {
-  let database: TempSqlitePath;
-  before(async () => {
-    database = await tempSqlitePath();
-  });
-  after(() => database.remove());
-
+await describeOnEachStore((database) =>
   defineScaleTest(
-    () => openSqliteStore({ path: database.path }),
+    () => openTestStore(database()),
     async (endpoint, n) => {
-      const db = new Database(database.path);
+      const db = database();
+      const step = Math.floor(LAST_HOUR_MS / n);
+      if (db.kind === 'sqlite') {
+        const sqlite = new Database(db.path);
+        try {
+          sqlite.prepare(`WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < @n) ${insertSql('s', (name) => `@${name}`)}`).run({ endpoint, n, end: NOW, step });
+        } finally {
+          sqlite.close();
+        }
+        return;
+      }
+      const sql = postgres(db.url, { max: 1, onnotice: () => {}, connection: { search_path: db.schema } });
+      const params: Record<string, string> = { endpoint: '$1', end: '$2::bigint', step: '$3::bigint' };
       try {
-        db.prepare(`WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < @n) ${insertSql('s', (name) => `@${name}`)}`).run({
-          endpoint,
-          n,
-          end: NOW,
-          step: Math.floor(LAST_HOUR_MS / n),
-        });
+        await sql.unsafe(insertSql('generate_series(0, $4::int - 1) AS i', (name) => params[name]!), [endpoint, NOW, step, n]);
+        await sql`ANALYZE jobs`;
       } finally {
-        db.close();
+        await sql.end({ timeout: 5 });
       }
     },
-  );
-});
-
-const gate = await postgresTestGate();
-
-if (!gate.run && gate.fail) {
-  test('PostgreSQL store', () => assert.fail(gate.message));
-} else {
-  describe('PostgreSQL store', { skip: gate.run ? false : gate.message }, () => {
-    let database: TestSchema;
-    before(async () => {
-      database = await freshPostgresSchema();
-    });
-    after(() => database.drop());
-
-    defineScaleTest(
-      () => openPostgresStore({ url: database.url, schema: database.schema }),
-      async (endpoint, n) => {
-        const sql = postgres(database.url, { max: 1, onnotice: () => {}, connection: { search_path: database.schema } });
-        const params: Record<string, string> = { endpoint: '$1', end: '$2::bigint', step: '$3::bigint' };
-        try {
-          await sql.unsafe(insertSql('generate_series(0, $4::int - 1) AS i', (name) => params[name]!), [endpoint, NOW, Math.floor(LAST_HOUR_MS / n), n]);
-          await sql`ANALYZE jobs`;
-        } finally {
-          await sql.end({ timeout: 5 });
-        }
-      },
-    );
-  });
-}
+  ),
+);
