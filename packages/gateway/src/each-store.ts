@@ -51,3 +51,15 @@ export async function describeOnEachStore(define: (database: () => TestDatabase)
     define(() => ({ kind: 'postgres', url: schema.url, schema: schema.schema }));
   });
 }
+
+/** The median time of `runs` calls of `read`, and how many rows the last call returned (scale tests). */
+export async function medianReadMs(read: () => Promise<readonly unknown[]>, runs: number): Promise<{ ms: number; count: number }> {
+  const times: number[] = [];
+  let count = 0;
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    count = (await read()).length;
+    times.push(performance.now() - t);
+  }
+  return { ms: times.sort((a, b) => a - b)[Math.floor(runs / 2)]!, count };
+}

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import postgres from 'postgres';
 import type { JobListQuery, JobStore } from './job-store.ts';
-import { describeOnEachStore, openTestStore } from './each-store.ts';
+import { describeOnEachStore, medianReadMs, openTestStore } from './each-store.ts';
 
 const T0 = 1_700_000_000_000;
 const BIG = 100_000;
@@ -28,15 +28,8 @@ function pages(endpoint: string, n: number): Record<string, JobListQuery> {
   };
 }
 
-async function medianMs(store: JobStore, query: JobListQuery): Promise<{ ms: number; count: number }> {
-  const times: number[] = [];
-  let count = 0;
-  for (let i = 0; i < RUNS; i++) {
-    const t = performance.now();
-    count = (await store.listJobs(query)).length;
-    times.push(performance.now() - t);
-  }
-  return { ms: times.sort((a, b) => a - b)[Math.floor(RUNS / 2)]!, count };
+function medianMs(store: JobStore, query: JobListQuery): Promise<{ ms: number; count: number }> {
+  return medianReadMs(() => store.listJobs(query), RUNS);
 }
 
 function defineScaleTest(open: () => Promise<JobStore>, fill: (endpoint: string, n: number) => Promise<void>): void {

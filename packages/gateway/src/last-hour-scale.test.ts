@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import postgres from 'postgres';
 import { LAST_HOUR_MAX_JOBS, LAST_HOUR_MS } from './admin-views.ts';
 import type { FinishedJobsQuery, JobStore } from './job-store.ts';
-import { describeOnEachStore, openTestStore } from './each-store.ts';
+import { describeOnEachStore, medianReadMs, openTestStore } from './each-store.ts';
 
 const NOW = 1_700_000_000_000 + 2 * LAST_HOUR_MS;
 const BIG = 100_000;
@@ -26,15 +26,8 @@ function query(endpoint: string): FinishedJobsQuery {
   return { endpoint, since: NOW - LAST_HOUR_MS, limit: LAST_HOUR_MAX_JOBS };
 }
 
-async function medianMs(store: JobStore, q: FinishedJobsQuery): Promise<{ ms: number; count: number }> {
-  const times: number[] = [];
-  let count = 0;
-  for (let i = 0; i < RUNS; i++) {
-    const t = performance.now();
-    count = (await store.finishedTimings(q)).length;
-    times.push(performance.now() - t);
-  }
-  return { ms: times.sort((a, b) => a - b)[Math.floor(RUNS / 2)]!, count };
+function medianMs(store: JobStore, q: FinishedJobsQuery): Promise<{ ms: number; count: number }> {
+  return medianReadMs(() => store.finishedTimings(q), RUNS);
 }
 
 function defineScaleTest(open: () => Promise<JobStore>, fill: (endpoint: string, n: number) => Promise<void>): void {
