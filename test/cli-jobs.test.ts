@@ -2,9 +2,7 @@
 // TypeScript sources through tsx) against a real gateway with a real echo worker: stdout, stderr
 // and exit codes as a user or a script sees them. Their stdout is a pipe, so no colour is expected.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,48 +14,25 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { kiln } from '@kiln/client';
 import type { KilnEndpoint } from '@kiln/client';
 import { Gateway, parseConfig } from '@kiln/gateway';
+import { killStartedChildren, startChild, watchChild, type Finished, type WatchedChild } from './support/child-process.ts';
+import { ECHO_DIR, ECHO_SOURCE_COMMAND } from './support/echo-worker.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const ECHO = path.join(ROOT, 'examples/echo');
-const ECHO_COMMAND = `${process.execPath} --conditions=kiln-source --import tsx src/worker.ts`;
 const MAIN = pathToFileURL(path.join(ROOT, 'packages/cli/src/main.ts')).href;
 const ENTRY = `import { main } from ${JSON.stringify(MAIN)}; process.exitCode = await main(process.argv.slice(1));`;
 const API_KEY = 'cli-key';
-/** Safety net only: each command ends on its own long before this. */
-const SAFETY_MS = 60_000;
 const ANSI = /\u001b\[/;
 
 let gateway: Gateway;
 let dir: string;
 let echo: KilnEndpoint;
-const children: ChildProcess[] = [];
 
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function startKiln(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => Finished; closed: Promise<Finished> } {
+function startKiln(args: string[], env: NodeJS.ProcessEnv = {}): WatchedChild & { child: ChildProcess } {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, KILN_URL: gateway.url, KILN_API_KEY: API_KEY, ...env };
   delete childEnv['NO_COLOR'];
   delete childEnv['FORCE_COLOR'];
-  const child = spawn(process.execPath, ['--conditions=kiln-source', '--import', 'tsx', '--input-type=module', '-e', ENTRY, '--', ...args], {
-    cwd: ROOT,
-    env: childEnv,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const output = () => ({ code: child.exitCode, stdout, stderr });
-  const closed = (async () => {
-    const [code] = (await once(child, 'close', { signal: AbortSignal.timeout(SAFETY_MS) })) as [number | null];
-    return { code, stdout, stderr };
-  })();
-  return { child, output, closed };
+  const child = startChild(process.execPath, ['--conditions=kiln-source', '--import', 'tsx', '--input-type=module', '-e', ENTRY, '--', ...args], { cwd: ROOT, env: childEnv });
+  return { child, ...watchChild(child) };
 }
 
 async function kilnCli(args: string[], env?: NodeJS.ProcessEnv): Promise<Finished> {
@@ -81,7 +56,7 @@ before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-cli-jobs-'));
   const config = parseConfig(
     {
-      endpoints: { echo: { worker: { command: ECHO_COMMAND, cwd: ECHO }, workersMin: 1, workersMax: 2, idleTimeout: 60 } },
+      endpoints: { echo: { worker: { command: ECHO_SOURCE_COMMAND, cwd: ECHO_DIR }, workersMin: 1, workersMax: 2, idleTimeout: 60 } },
       gateway: { port: 0, apiKeys: [API_KEY], pingIntervalMs: 1000, pingTimeoutMs: 5000, stopGraceMs: 2000 },
     },
     { baseDir: dir, env: {} },
@@ -93,7 +68,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  killStartedChildren();
   await gateway?.stop();
   await rm(dir, { recursive: true, force: true });
 });

@@ -8,7 +8,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import {
   ConflictError,
   JobFailedError,
@@ -22,28 +21,10 @@ import {
 } from '@kiln/client';
 import type { FetchFunction, KilnEndpoint, KilnOptions } from '@kiln/client';
 import { Gateway, parseConfig } from '@kiln/gateway';
+import { ECHO_DIR, ECHO_SOURCE_COMMAND, type EchoInput, type EchoOutput, type EchoChunk } from './support/echo-worker.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const ECHO = path.join(ROOT, 'examples/echo');
-/** The echo worker run from its TypeScript source: no build needed. */
-const ECHO_COMMAND = `${process.execPath} --conditions=kiln-source --import tsx src/worker.ts`;
 const API_KEY = 'client-key';
 const WEBHOOK_SECRET = `whsec_${Buffer.from('kiln client test secret, 32 bytes').toString('base64')}`;
-
-interface EchoInput {
-  message: string;
-  sleepMs?: number;
-  stream?: boolean;
-  progressSteps?: number;
-  fail?: string;
-}
-interface EchoOutput {
-  message: string;
-  workerId: string;
-}
-interface EchoChunk {
-  word: string;
-}
 
 let gateway: Gateway;
 let dir: string;
@@ -83,9 +64,9 @@ before(async () => {
   const config = parseConfig(
     {
       endpoints: {
-        echo: { worker: { command: ECHO_COMMAND, cwd: ECHO }, workersMin: 1, workersMax: 2, idleTimeout: 60, scaler: { type: 'QUEUE_DELAY', value: 1 } },
+        echo: { worker: { command: ECHO_SOURCE_COMMAND, cwd: ECHO_DIR }, workersMin: 1, workersMax: 2, idleTimeout: 60, scaler: { type: 'QUEUE_DELAY', value: 1 } },
         // One worker only: purge-queue needs jobs that stay queued behind a busy one.
-        solo: { worker: { command: ECHO_COMMAND, cwd: ECHO }, workersMin: 1, workersMax: 1, idleTimeout: 60 },
+        solo: { worker: { command: ECHO_SOURCE_COMMAND, cwd: ECHO_DIR }, workersMin: 1, workersMax: 1, idleTimeout: 60 },
       },
       gateway: {
         port: 0,

@@ -8,15 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import runpodSdk from 'runpod-sdk';
 import { JobFailedError, NotFoundError, UnauthorizedError, kiln, outputOf } from '@kiln/client';
 import type { KilnEndpoint } from '@kiln/client';
 import { Gateway, parseConfig } from '@kiln/gateway';
+import { ECHO_DIR, ECHO_SOURCE_COMMAND } from './support/echo-worker.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const ECHO = path.join(ROOT, 'examples/echo');
-const ECHO_COMMAND = `${process.execPath} --conditions=kiln-source --import tsx src/worker.ts`;
 const API_KEY = 'same-key';
 const SDK_FLAGS = ['started', 'completed', 'succeeded'];
 
@@ -53,7 +50,7 @@ before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-client-vs-sdk-'));
   const config = parseConfig(
     {
-      endpoints: { echo: { worker: { command: ECHO_COMMAND, cwd: ECHO }, workersMin: 1, workersMax: 1, idleTimeout: 60 } },
+      endpoints: { echo: { worker: { command: ECHO_SOURCE_COMMAND, cwd: ECHO_DIR }, workersMin: 1, workersMax: 1, idleTimeout: 60 } },
       gateway: { port: 0, apiKeys: [API_KEY], pingIntervalMs: 1000, pingTimeoutMs: 5000, stopGraceMs: 2000 },
     },
     { baseDir: dir, env: {} },

@@ -9,47 +9,23 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { kiln, type KilnEndpoint } from '@kiln/client';
 import { dashboardDir } from '@kiln/dashboard';
 import { Gateway, parseConfig } from '@kiln/gateway';
+import { encodeWav } from '../examples/tts/src/wav.ts';
 import { browserGate, launchChromium, saveScreenshot, type TestBrowser } from './support/browser.ts';
+import { ECHO_DIR, ECHO_SOURCE_COMMAND, type EchoInput } from './support/echo-worker.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const ECHO = path.join(ROOT, 'examples/echo');
-const ECHO_COMMAND = `${process.execPath} --conditions=kiln-source --import tsx src/worker.ts`;
 const API_KEY = 'dashboard-key';
 /** Playwright's waits: generous, because two cores run this beside other test files. */
 const WAIT_MS = 30_000;
 
-interface EchoInput {
-  message: string;
-  sleepMs?: number;
-  stream?: boolean;
-  progressSteps?: number;
-  fail?: string;
-}
-
-/** A real 0.1 s, 8 kHz, 16-bit mono WAV of a 440 Hz tone. */
+/** A real 0.1 s, 8 kHz, 16-bit mono WAV of a 440 Hz tone (written by the tts example's encoder). */
 function toneWav(): Buffer {
-  const rate = 8000;
-  const samples = rate / 10;
-  const wav = Buffer.alloc(44 + samples * 2);
-  wav.write('RIFF', 0, 'ascii');
-  wav.writeUInt32LE(36 + samples * 2, 4);
-  wav.write('WAVEfmt ', 8, 'ascii');
-  wav.writeUInt32LE(16, 16);
-  wav.writeUInt16LE(1, 20); // PCM
-  wav.writeUInt16LE(1, 22); // mono
-  wav.writeUInt32LE(rate, 24);
-  wav.writeUInt32LE(rate * 2, 28);
-  wav.writeUInt16LE(2, 32);
-  wav.writeUInt16LE(16, 34);
-  wav.write('data', 36, 'ascii');
-  wav.writeUInt32LE(samples * 2, 40);
-  for (let i = 0; i < samples; i++) wav.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / rate)), 44 + i * 2);
-  return wav;
+  const sampleRate = 8000;
+  const samples = Int16Array.from({ length: sampleRate / 10 }, (_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / sampleRate)));
+  return encodeWav({ sampleRate, samples });
 }
 
 const gate = browserGate();
@@ -65,7 +41,7 @@ describe('dashboard in Chromium', { skip: gate.skip }, () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-dashboard-'));
     const config = parseConfig(
       {
-        endpoints: { echo: { worker: { command: ECHO_COMMAND, cwd: ECHO }, workersMin: 1, workersMax: 2, idleTimeout: 60 } },
+        endpoints: { echo: { worker: { command: ECHO_SOURCE_COMMAND, cwd: ECHO_DIR }, workersMin: 1, workersMax: 2, idleTimeout: 60 } },
         gateway: { port: 0, apiKeys: [API_KEY], pingIntervalMs: 1000, stopGraceMs: 2000 },
       },
       { baseDir: dir, env: {} },

@@ -2,18 +2,15 @@
 // a models manifest: a model whose files were deleted from the volume shows as missing, and its
 // Pull button brings it back to verified, with progress shown while it runs.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { ModelsResponse } from '@kiln/protocol';
+import { startKilnServer, stopChild, type KilnServer } from './support/child-process.ts';
 import { browserGate, launchChromium, saveScreenshot, type TestBrowser } from './support/browser.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const KILN = path.join(ROOT, 'packages/cli/bin/kiln.js');
 const MODEL = 'big-weights';
 /** Large enough that a pull lasts a few progress intervals (copy and sha256 of 96 MiB). */
 const SIZE = 96 * 1024 * 1024;
@@ -22,7 +19,7 @@ const gate = browserGate();
 
 describe('dashboard models page in Chromium', { skip: gate.skip }, () => {
   let dir: string;
-  let child: ChildProcess;
+  let server: KilnServer | undefined;
   let url: string;
   let chromium: TestBrowser;
 
@@ -35,30 +32,14 @@ describe('dashboard models page in Chromium', { skip: gate.skip }, () => {
       models: { [MODEL]: { source: 'file:weights.bin', sha256: createHash('sha256').update(weights).digest('hex'), size: SIZE } },
     };
     await writeFile(path.join(dir, 'kiln.config.json'), JSON.stringify(config));
-    child = spawn(process.execPath, [KILN, 'serve', '--port', '0'], { cwd: dir, env: { PATH: process.env['PATH'] ?? '', NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8');
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`kiln serve not ready:\n${stderr}`)), 60_000);
-      child.stderr!.on('data', (chunk: string) => {
-        stderr += chunk;
-        if (stderr.includes('kiln serve: ready')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`kiln serve exited with ${code}:\n${stderr}`)));
-    });
-    url = /listening on (http:\/\/\S+)/.exec(stderr)![1]!;
+    server = await startKilnServer({ args: ['serve', '--port', '0'], cwd: dir, env: { PATH: process.env['PATH'] ?? '', NO_COLOR: '1' }, ready: /kiln serve: ready/, timeoutMs: 60_000 });
+    url = server.url;
     chromium = await launchChromium();
   });
 
   after(async () => {
     await chromium?.close();
-    if (child && child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
-    }
+    if (server) await stopChild(server.child);
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

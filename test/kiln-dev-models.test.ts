@@ -2,52 +2,25 @@
 // the volume's record on the next start (nothing re-read), a `manual` model is reported with its
 // instructions and the endpoint needing it while the gateway keeps serving, and each endpoint gets a curl.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { readRecord } from '@kiln/models';
+import { killStartedChildren, startKilnServer, stopChild, type KilnServer } from './support/child-process.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const KILN = path.join(ROOT, 'packages/cli/bin/kiln.js');
-const children: ChildProcess[] = [];
 const dirs: string[] = [];
 after(async () => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  killStartedChildren();
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
 /** Starts `kiln dev` and resolves once it printed its `ready` line. */
-async function startDev(dir: string, volume: string): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
+function startDev(dir: string, volume: string): Promise<KilnServer> {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', KILN_VOLUME: volume };
   delete env['KILN_CONFIG'];
-  const child = spawn(process.execPath, [KILN, 'dev', '--config', path.join(dir, 'kiln.config.json')], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(child);
-  let text = '';
-  child.stderr!.setEncoding('utf8');
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ready line: ${text}`)), 30_000);
-    child.stderr!.on('data', (chunk: string) => {
-      text += chunk;
-      if (/kiln dev: ready/.test(text)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`kiln dev exited with ${code}: ${text}`)));
-  });
-  const url = /listening on (http:\/\/\S+)/.exec(text)?.[1];
-  assert.ok(url, text);
-  return { child, url, stderr: () => text };
-}
-
-async function stop(child: ChildProcess): Promise<number | null> {
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  return exited;
+  return startKilnServer({ args: ['dev', '--config', path.join(dir, 'kiln.config.json')], cwd: dir, env, ready: /kiln dev: ready/ });
 }
 
 test('kiln dev pulls a file: model at start, verifies it from the record on restart, reports a manual model and keeps serving', async () => {
@@ -93,7 +66,7 @@ test('kiln dev pulls a file: model at start, verifies it from the record on rest
   assert.ok(record?.complete, 'the pull recorded the model as complete');
   const copy = path.join(volume, 'weights', 'weights.bin');
   const copied = await stat(copy);
-  assert.equal(await stop(first.child), 0);
+  assert.equal(await stopChild(first.child), 0);
 
   // The source is gone: a restart that needed to read it would fail. The record must not be rewritten
   // either, which a re-hash (pull's check of unrecorded files, or verify's refresh) would do.
@@ -105,5 +78,5 @@ test('kiln dev pulls a file: model at start, verifies it from the record on rest
   const again = await stat(copy);
   assert.equal(again.mtimeMs, copied.mtimeMs);
   assert.equal(again.atimeMs, copied.atimeMs, 'the volume copy was not read again');
-  assert.equal(await stop(second.child), 0);
+  assert.equal(await stopChild(second.child), 0);
 });

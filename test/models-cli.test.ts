@@ -2,19 +2,17 @@
 // checked: pull, ls, verify after a flipped byte, gc, add, push, and the bad-input cases, each with
 // a message that says what is wrong and a non-zero exit.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FakeHuggingFaceHub, startLoopbackS3, type LoopbackS3 } from '@kiln/models/testing';
+import { killStartedChildren, runToEnd, startChild, type Finished } from './support/child-process.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const MAIN = pathToFileURL(path.join(ROOT, 'packages/cli/src/main.ts')).href;
-const SAFETY_MS = 60_000;
 /** tsx by URL: the commands run in project folders outside this repository. */
 const TSX = import.meta.resolve('tsx');
 const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest('hex');
@@ -34,37 +32,22 @@ before(async () => {
 });
 
 after(async () => {
+  killStartedChildren();
   await hub.close();
   await s3.close();
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-async function kiln(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
+function kiln(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Finished> {
   const base: NodeJS.ProcessEnv = {};
   for (const key of ['PATH', 'HOME', 'LANG', 'TMPDIR']) if (process.env[key] !== undefined) base[key] = process.env[key];
   const script = `const { main } = await import(${JSON.stringify(MAIN)}); process.exitCode = await main(process.argv.slice(1));`;
-  const child = spawn(process.execPath, ['--conditions=kiln-source', '--import', TSX, '--input-type=module', '-e', script, ...args], {
-    cwd,
-    env: { ...base, HF_ENDPOINT: hub.url, NO_COLOR: '1', ...env },
-    stdio: 'pipe',
-  });
-  child.stdin.end();
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  try {
-    const [code] = (await once(child, 'close', { signal: AbortSignal.timeout(SAFETY_MS) })) as [number | null];
-    return { code, stdout, stderr };
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
+  return runToEnd(
+    startChild(process.execPath, ['--conditions=kiln-source', '--import', TSX, '--input-type=module', '-e', script, ...args], {
+      cwd,
+      env: { ...base, HF_ENDPOINT: hub.url, NO_COLOR: '1', ...env },
+    }),
+  );
 }
 
 /** A project folder with a kiln.config.json holding `models` (and an endpoint listing some of them). */
