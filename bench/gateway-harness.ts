@@ -16,6 +16,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { buildSync } from 'esbuild';
 import postgres from 'postgres';
+import { httpCall } from './http-call.ts';
 import { CONFIG_LIMITS, Gateway, openPostgresStore, openSqliteStore, parseConfig, type GatewayLogger, type JobStore } from '@kiln/gateway';
 import { ProcessGroup, type ChildHandle } from './child-process.ts';
 import { sleep } from './clock.ts';
@@ -397,28 +398,9 @@ export class JsonClient {
     this.#agent = new http.Agent({ keepAlive: true, maxSockets });
   }
 
-  /** POSTs `body` and reads the whole answer. */
+  /** POSTs `body` (JSON text) and reads the whole answer. */
   post(url: URL, body: string): Promise<{ status: number; body: string }> {
-    return new Promise((resolve, reject) => {
-      const req = http.request(
-        {
-          host: url.hostname,
-          port: url.port,
-          path: url.pathname + url.search,
-          method: 'POST',
-          agent: this.#agent,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
+    return httpCall(this.#agent, 'POST', url, {}, body);
   }
 
   close(): void {

@@ -1,8 +1,8 @@
 import http from 'node:http';
 
-/** One request with an optional JSON body on `agent`; the whole answer as text. */
+/** One request on `agent` with an optional JSON body (a value, or already-serialized text); the whole answer as text. */
 export function httpCall(agent: http.Agent, method: string, url: URL | string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; body: string }> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = http.request(
       url,
