@@ -52,4 +52,12 @@ test('the admin API uses the client keys, knows only configured endpoints and ch
   const none = await admin('endpoints/echo/logs?limit=0');
   assert.equal(none.status, 400, 'a page of no lines is refused, as the other listings refuse it');
   assert.match(((await none.json()) as { error: string }).error, /limit: must be from 1 to 1000, got 0/);
+  const many = await admin('endpoints/echo/logs?limit=1001');
+  assert.equal(many.status, 400, 'a limit over the most is refused, not cut down without a word');
+  assert.match(((await many.json()) as { error: string }).error, /limit: must be from 1 to 1000, got 1001/);
+  for (const after of ['0x10', '1e3', '%205', '99999999999999999999']) {
+    const res = await admin(`endpoints/echo/logs?after=${after}`);
+    assert.equal(res.status, 400, `after=${after}`);
+    assert.deepEqual(await res.json(), { error: `after: must be a non-negative integer, got '${decodeURIComponent(after)}'`, code: 'invalid_request', field: 'after' });
+  }
 });

@@ -1,25 +1,26 @@
 import { Hono } from 'hono';
-import { JOB_STATES, isJobState } from '@kiln/protocol';
-import type { JobState } from '@kiln/protocol';
+import { JOB_STATES, WEBHOOK_DELIVERY_STATES, isJobState } from '@kiln/protocol';
+import type { JobState, WebhookDeliveryState } from '@kiln/protocol';
 import { clientAuth } from './client-api.ts';
 import type { EndpointOverview, EndpointSchemaResponse, JobDetail, JobStreamResponse, MetricsResponse, ModelsResponse, ModelView } from '@kiln/protocol';
 import { AdminFeed } from './admin-events.ts';
 import { endpointOverview, toListedJob, workerViews } from './admin-views.ts';
 import { EndpointNotFoundError, InvalidRequestError, JobNotFoundError, NoModelsVolumeError, WebhookDeliveryNotFoundError } from './errors.ts';
 import type { GatewayContext } from './http-app.ts';
-import type { JobListCursor, JobRecord, WebhookDeliveryState } from './job-store.ts';
+import type { JobListCursor, JobRecord } from './job-store.ts';
 import { METRICS_INTERVAL_MS } from './metrics-sampler.ts';
 import type { ModelsAccess } from './models-access.ts';
 import { toStatusObject } from './status-view.ts';
 import { WorkerSchemas } from './worker-schema.ts';
 
+/** Log lines per request, unless `limit` says otherwise. */
+export const DEFAULT_LOG_LINES = 200;
 /** Most log lines one request returns. */
 export const MAX_LOG_LINES = 1000;
 /** Webhook deliveries per listing, unless `limit` says otherwise. */
 export const DEFAULT_WEBHOOK_PAGE = 100;
 /** Most webhook deliveries one listing holds. */
 export const MAX_WEBHOOK_PAGE = 1000;
-const WEBHOOK_DELIVERY_STATES: readonly WebhookDeliveryState[] = ['pending', 'delivered', 'failed'];
 /** Jobs per page of the job listing, unless `limit` says otherwise. */
 export const DEFAULT_JOB_PAGE = 50;
 /** Most jobs one page of the job listing holds. */
@@ -90,8 +91,7 @@ export function createAdminApi(ctx: GatewayContext): Hono {
   app.get('/endpoints/:endpoint/logs', async (c) => {
     const endpoint = knownEndpoint(ctx, c.req.param('endpoint'));
     const after = integerParam(c.req.query('after'), 'after', 0);
-    const limit = Math.min(integerParam(c.req.query('limit'), 'limit', 200), MAX_LOG_LINES);
-    if (limit < 1) throw new InvalidRequestError('limit', `must be from 1 to ${MAX_LOG_LINES}, got ${limit}`);
+    const limit = limitParam(c.req.query('limit'), DEFAULT_LOG_LINES, MAX_LOG_LINES);
     const workerId = c.req.query('workerId');
     const jobId = c.req.query('jobId');
     const lines = await ctx.store.readLogs({
@@ -108,8 +108,7 @@ export function createAdminApi(ctx: GatewayContext): Hono {
   app.get('/endpoints/:endpoint/jobs', async (c) => {
     const endpoint = knownEndpoint(ctx, c.req.param('endpoint'));
     const statuses = statusesParam(c.req.query('status'));
-    const limit = integerParam(c.req.query('limit'), 'limit', DEFAULT_JOB_PAGE);
-    if (limit < 1 || limit > MAX_JOB_PAGE) throw new InvalidRequestError('limit', `must be from 1 to ${MAX_JOB_PAGE}, got ${limit}`);
+    const limit = limitParam(c.req.query('limit'), DEFAULT_JOB_PAGE, MAX_JOB_PAGE);
     const cursor = c.req.query('cursor');
     const after = cursor === undefined || cursor === '' ? undefined : decodeCursor(cursor);
     // One more than the page: whether it exists says if there is a next page.
@@ -165,8 +164,7 @@ export function createAdminApi(ctx: GatewayContext): Hono {
   app.get('/endpoints/:endpoint/webhooks', async (c) => {
     const endpoint = knownEndpoint(ctx, c.req.param('endpoint'));
     const state = deliveryStateParam(c.req.query('state'));
-    const limit = integerParam(c.req.query('limit'), 'limit', DEFAULT_WEBHOOK_PAGE);
-    if (limit < 1 || limit > MAX_WEBHOOK_PAGE) throw new InvalidRequestError('limit', `must be from 1 to ${MAX_WEBHOOK_PAGE}, got ${limit}`);
+    const limit = limitParam(c.req.query('limit'), DEFAULT_WEBHOOK_PAGE, MAX_WEBHOOK_PAGE);
     const jobId = c.req.query('jobId');
     const deliveries = await ctx.store.listWebhookDeliveries({ endpoint, limit, ...(state ? { state } : {}), ...(jobId ? { jobId } : {}) });
     return c.json({ deliveries });
@@ -249,9 +247,18 @@ function decodeCursor(raw: string): JobListCursor {
   return cursor;
 }
 
+/** A query parameter written in decimal digits (`after=120`); `fallback` when absent or empty. */
 function integerParam(raw: string | undefined, field: string, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidRequestError(field, `must be a non-negative integer, got '${raw}'`);
+  // Digits only: Number() would also take '0x10', '1e3' and ' 5 '.
+  const n = /^\d{1,15}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw new InvalidRequestError(field, `must be a non-negative integer, got '${raw}'`);
   return n;
+}
+
+/** `limit`, from 1 to `max`; `fallback` when absent or empty. */
+function limitParam(raw: string | undefined, fallback: number, max: number): number {
+  const limit = integerParam(raw, 'limit', fallback);
+  if (limit < 1 || limit > max) throw new InvalidRequestError('limit', `must be from 1 to ${max}, got ${limit}`);
+  return limit;
 }

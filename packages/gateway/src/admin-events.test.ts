@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import type { ListedJob, MetricsSample, ModelView, WorkerView } from '@kiln/protocol';
 import { WORKERS_CHECK_MS } from './admin-events.ts';
-import type { ModelsAccess } from './models-access.ts';
 import { SSE_PING_MS } from './sse-stream.ts';
-import { createTestGateway, TEST_API_KEY, type TestGateway, type TestGatewayOptions } from './test-gateway.ts';
+import { createTestGateway, fakeModels, TEST_API_KEY, type TestGateway, type TestGatewayOptions } from './test-gateway.ts';
 
 interface FeedItem {
   event: string;
@@ -51,24 +50,6 @@ class FeedReader {
   }
 }
 
-function fakeModels(): ModelsAccess & { emit(model: ModelView): void; readonly listeners: number } {
-  const listeners = new Set<(model: ModelView) => void>();
-  return {
-    get listeners() {
-      return listeners.size;
-    },
-    emit: (model) => listeners.forEach((l) => l(model)),
-    list: async () => ({ volume: '/vol', models: [] }),
-    pull: async () => {
-      throw new Error('not used');
-    },
-    subscribe(listener) {
-      listeners.add(listener);
-      return () => void listeners.delete(listener);
-    },
-  };
-}
-
 const TWO_ENDPOINTS = {
   endpoints: { echo: { worker: { command: 'node worker.js' } }, other: { worker: { command: 'node worker.js' } } },
   gateway: { apiKeys: [TEST_API_KEY] },
@@ -86,6 +67,8 @@ async function connect(query = '', signal?: AbortSignal): Promise<FeedReader> {
   const res = await gw.request(`/kiln/v1/events${query}`, { headers: { authorization: `Bearer ${TEST_API_KEY}` }, ...(signal ? { signal } : {}) });
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('content-type'), 'text/event-stream');
+  assert.equal(res.headers.get('cache-control'), 'no-cache');
+  assert.equal(res.headers.get('x-accel-buffering'), 'no', 'a buffering proxy (nginx) passes events on at once');
   const feed = new FeedReader(res);
   assert.equal((await feed.next()).event, ':', 'a first comment opens the stream');
   return feed;

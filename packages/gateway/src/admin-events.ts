@@ -1,7 +1,7 @@
 import type { AdminEvent, ListedJob, WorkerView } from '@kiln/protocol';
 import { toListedJob, workerViews } from './admin-views.ts';
 import type { GatewayContext } from './http-app.ts';
-import { SSE_PING_MS } from './sse-stream.ts';
+import { SSE_HEADERS, SSE_PING, SSE_PING_MS, formatSseEvent } from './sse-stream.ts';
 
 /** How often each endpoint's workers are compared with what the feed last sent. */
 export const WORKERS_CHECK_MS = 1000;
@@ -84,7 +84,7 @@ export class AdminFeed {
             }
             controller.enqueue(encoder.encode(text));
           };
-          client = { endpoint, send: (event) => write(`event: ${event.event}\ndata: ${JSON.stringify(event.data)}\n\n`) };
+          client = { endpoint, send: (event) => write(formatSseEvent(event.event, event.data)) };
           // A first comment gets the headers and the stream going through proxies at once.
           write(': kiln admin events\n\n');
           this.#add(client);
@@ -94,16 +94,13 @@ export class AdminFeed {
       },
       { highWaterMark: 1 },
     );
-    return new Response(body, {
-      status: 200,
-      headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' },
-    });
+    return new Response(body, { status: 200, headers: SSE_HEADERS });
   }
 
   async #ping(write: (text: string) => void, signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       await this.#ctx.clock.sleep(SSE_PING_MS, signal);
-      if (!signal.aborted) write(': ping\n\n');
+      if (!signal.aborted) write(SSE_PING);
     }
   }
 

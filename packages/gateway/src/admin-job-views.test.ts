@@ -65,5 +65,6 @@ test('GET webhooks?jobId= lists only that job\'s deliveries', async () => {
   const list = async (query: string) => ((await (await admin(`endpoints/echo/webhooks${query}`)).json()) as { deliveries: WebhookDeliveryView[] }).deliveries.map((d) => d.id);
   assert.deepEqual(await list('?jobId=job-a'), ['d3', 'd1']);
   assert.deepEqual(await list('?jobId=job-a&state=delivered'), []);
+  assert.deepEqual(await list('?jobId=job-a&state=pending'), ['d3', 'd1'], 'both filters at once');
   assert.deepEqual(await list(''), ['d3', 'd2', 'd1']);
 });

@@ -1,6 +1,5 @@
 import { ProtocolParseError } from '@kiln/protocol';
 import { HTTPException } from 'hono/http-exception';
-import { UnknownModelError } from './models-access.ts';
 
 /** Options every gateway error accepts. */
 export interface GatewayErrorOptions {
@@ -112,6 +111,17 @@ export class NoModelsVolumeError extends Error {
 
   constructor(options?: GatewayErrorOptions) {
     super('this gateway has no models volume', options);
+  }
+}
+
+/** The models manifest has no model of this name (thrown by a `ModelsAccess`; → HTTP 404). */
+export class UnknownModelError extends Error {
+  override readonly name = 'UnknownModelError';
+  readonly model: string;
+
+  constructor(model: string, options?: GatewayErrorOptions) {
+    super(`no model named '${model}' in the config's models`, options);
+    this.model = model;
   }
 }
 

@@ -47,7 +47,7 @@ export type {
 export { WEBHOOK_SECRET_ENV } from './config.ts';
 export type { WebhookSettings } from './config.ts';
 export { WebhookDeliveryNotFoundError } from './errors.ts';
-export { UnknownModelError } from './models-access.ts';
+export { UnknownModelError } from './errors.ts';
 export type { ModelsAccess } from './models-access.ts';
 export type { FinishedJobsQuery } from './job-store.ts';
 export type { JobChangeListener, JobWatch } from './job-events.ts';

@@ -1,25 +1,9 @@
 import { realClock, type Clock } from '@kiln/protocol';
+import { Listeners } from './listeners.ts';
 
 /** Longest a waiter sleeps before re-reading the store: other gateways on PostgreSQL change jobs without telling us. */
 export const JOB_EVENTS_RECHECK_MS = 1000;
 
-/**
- * In-process notifications that a job changed, for long-polls (runsync, status-sync, stream).
- * A notification is only a hint to re-read the store; the store stays the truth. Waits time
- * out on `clock`, so a manual clock drives them in tests.
- *
- * @example
- * const events = new JobEvents({ clock });
- * // a long-poll:
- * while (!isTerminalState(job.status) && clock.now() < deadline) {
- *   await events.waitForChange(job.id, deadline - clock.now(), signal);
- *   job = await store.get(endpoint, job.id);
- * }
- * // whoever changed the job:
- * events.notify(job.id, job.endpoint);
- * // the admin feed, for every job:
- * const unsubscribe = events.subscribe((jobId, endpoint) => changed.add(`${endpoint}/${jobId}`));
- */
 /** Told that job `jobId` of `endpoint` changed (see `JobEvents.subscribe`). */
 export type JobChangeListener = (jobId: string, endpoint: string) => void;
 
@@ -31,15 +15,36 @@ export interface JobWatch {
   close(): void;
 }
 
+/**
+ * In-process notifications that a job changed, for long-polls (runsync, status-sync, stream).
+ * A notification is only a hint to re-read the store; the store stays the truth. Waits time
+ * out on `clock`, so a manual clock drives them in tests.
+ *
+ * @example
+ * const events = new JobEvents({ clock });
+ * // a long-poll:
+ * for (;;) {
+ *   const change = events.watch(jobId);
+ *   try {
+ *     const job = await store.get(endpoint, jobId);
+ *     if (isTerminalState(job.status) || clock.now() >= deadline) return job;
+ *     await change.wait(deadline - clock.now(), signal);
+ *   } finally {
+ *     change.close();
+ *   }
+ * }
+ * // whoever changed the job:
+ * events.notify(job.id, job.endpoint);
+ * // the admin feed, for every job:
+ * const unsubscribe = events.subscribe((jobId, endpoint) => changed.add(`${endpoint}/${jobId}`));
+ */
 export class JobEvents {
   readonly #clock: Clock;
-  readonly #recheckMs: number;
   readonly #waiters = new Map<string, Set<() => void>>();
-  readonly #listeners = new Set<JobChangeListener>();
+  readonly #listeners = new Listeners<Parameters<JobChangeListener>>();
 
-  constructor(options: { clock?: Clock; recheckMs?: number } = {}) {
+  constructor(options: { clock?: Clock } = {}) {
     this.#clock = options.clock ?? realClock;
-    this.#recheckMs = options.recheckMs ?? JOB_EVENTS_RECHECK_MS;
   }
 
   /** Wakes everyone waiting on `jobId` of `endpoint`, and tells every {@link JobEvents.subscribe} listener. */
@@ -49,7 +54,7 @@ export class JobEvents {
       this.#waiters.delete(jobId);
       for (const wake of set) wake();
     }
-    for (const listener of this.#listeners) listener(jobId, endpoint);
+    this.#listeners.emit(jobId, endpoint);
   }
 
   /**
@@ -57,10 +62,7 @@ export class JobEvents {
    * only record the id and read the store later. Returns the unsubscribe.
    */
   subscribe(listener: JobChangeListener): () => void {
-    // A wrapper, so subscribing the same function twice gives two independent subscriptions.
-    const entry: JobChangeListener = (jobId, endpoint) => listener(jobId, endpoint);
-    this.#listeners.add(entry);
-    return () => void this.#listeners.delete(entry);
+    return this.#listeners.add(listener);
   }
 
   /** How many `subscribe` listeners are registered (for tests). */
@@ -87,7 +89,7 @@ export class JobEvents {
         if (woken.signal.aborted || signal?.aborted) return;
         signal?.addEventListener('abort', wake, { once: true });
         try {
-          await this.#clock.sleep(Math.max(0, Math.min(ms, this.#recheckMs)), woken.signal);
+          await this.#clock.sleep(Math.max(0, Math.min(ms, JOB_EVENTS_RECHECK_MS)), woken.signal);
         } finally {
           signal?.removeEventListener('abort', wake);
         }
@@ -98,20 +100,6 @@ export class JobEvents {
         if (current?.size === 0) this.#waiters.delete(jobId);
       },
     };
-  }
-
-  /**
-   * Resolves on the next `notify(jobId)`, after `ms`, after the re-check interval (1000 ms by
-   * default), whichever is first, or at once when `signal` aborts. Never rejects; callers
-   * re-read the store and loop.
-   */
-  async waitForChange(jobId: string, ms: number, signal?: AbortSignal): Promise<void> {
-    const change = this.watch(jobId);
-    try {
-      await change.wait(ms, signal);
-    } finally {
-      change.close();
-    }
   }
 
   /** How many waits are pending (for tests and metrics). */

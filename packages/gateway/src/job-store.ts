@@ -1,4 +1,4 @@
-import type { JobState, RunPolicy, S3Config, WebhookEvent } from '@kiln/protocol';
+import type { JobState, RunPolicy, S3Config, WebhookDeliveryState, WebhookDeliveryView, WebhookEvent } from '@kiln/protocol';
 
 /**
  * A job as the store keeps it. Times are epoch milliseconds from the gateway's clock.
@@ -148,35 +148,16 @@ export interface RequeueOutcome {
   failed: JobRecord[];
 }
 
-/** Where a webhook delivery stands: `pending` (due at `nextAttemptAt`), `delivered` (a 2xx answer), `failed` (every attempt used up). */
-export type WebhookDeliveryState = 'pending' | 'delivered' | 'failed';
+export type { WebhookDeliveryState } from '@kiln/protocol';
 
-/** One webhook call in the outbox. Times are epoch milliseconds. */
-export interface WebhookDelivery {
-  /** Sent as `webhook-id`: the same on every attempt. */
-  id: string;
-  jobId: string;
-  /** The job's `retries` when the event happened (each run of a job is owed its own `completed` call). */
-  jobRun: number;
-  endpoint: string;
-  event: WebhookEvent;
-  url: string;
+/** One webhook call in the outbox: what the admin API lists, and the body it sends. */
+export interface WebhookDelivery extends WebhookDeliverySummary {
   /** The JSON body, sent byte for byte the same on every attempt. */
   payload: string;
-  state: WebhookDeliveryState;
-  /** Attempts started so far (raised when an attempt is claimed). */
-  attempts: number;
-  /** When a pending delivery is next due (while an attempt runs: when that attempt's lease ends). */
-  nextAttemptAt: number;
-  lastError: string | null;
-  /** HTTP status of the last answer, null when there was none (timeout, refused connection). */
-  lastStatus: number | null;
-  createdAt: number;
-  deliveredAt: number | null;
 }
 
 /** A delivery as the admin listing shows it: without its payload, which may be large. */
-export type WebhookDeliverySummary = Omit<WebhookDelivery, 'payload'>;
+export type WebhookDeliverySummary = WebhookDeliveryView;
 
 /** What `addWebhookDelivery` needs: the delivery is pending and due at `createdAt`. */
 export type NewWebhookDelivery = Pick<WebhookDelivery, 'id' | 'jobId' | 'jobRun' | 'endpoint' | 'event' | 'url' | 'payload' | 'createdAt'>;

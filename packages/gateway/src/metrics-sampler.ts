@@ -1,5 +1,6 @@
 import type { Clock, MetricsResponse, MetricsSample } from '@kiln/protocol';
 import type { JobStore } from './job-store.ts';
+import { Listeners } from './listeners.ts';
 import type { WorkerInfo } from './worker-registry.ts';
 
 /** How often each endpoint is sampled. */
@@ -43,7 +44,7 @@ export class MetricsSampler {
   readonly #options: MetricsSamplerOptions;
   readonly #windowMs: number;
   readonly #samples = new Map<string, MetricsSample[]>();
-  readonly #listeners = new Set<MetricsListener>();
+  readonly #listeners = new Listeners<Parameters<MetricsListener>>();
   #stopping: AbortController | undefined;
   #loop: Promise<void> | undefined;
 
@@ -96,7 +97,7 @@ export class MetricsSampler {
       let old = 0;
       while (old < samples.length && samples[old]!.t < t - this.#windowMs) old++;
       if (old > 0) samples.splice(0, old);
-      for (const listener of this.#listeners) listener(endpoint, sample);
+      this.#listeners.emit(endpoint, sample);
     }
   }
 
@@ -107,9 +108,7 @@ export class MetricsSampler {
 
   /** Calls `listener` with every new sample; returns the unsubscribe. */
   subscribe(listener: MetricsListener): () => void {
-    const entry: MetricsListener = (endpoint, sample) => listener(endpoint, sample);
-    this.#listeners.add(entry);
-    return () => void this.#listeners.delete(entry);
+    return this.#listeners.add(listener);
   }
 
   /** How many listeners are subscribed (for tests). */

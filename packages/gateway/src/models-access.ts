@@ -19,13 +19,3 @@ export interface ModelsAccess {
   /** Calls `listener` with a model's view on every progress step and status change; returns the unsubscribe. */
   subscribe(listener: (model: ModelView) => void): () => void;
 }
-
-/** The manifest has no model of this name (→ HTTP 404 through the gateway's error mapping). */
-export class UnknownModelError extends Error {
-  readonly model: string;
-  constructor(model: string) {
-    super(`no model named '${model}' in the config's models`);
-    this.name = 'UnknownModelError';
-    this.model = model;
-  }
-}

@@ -1,32 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ModelsResponse, ModelView } from '@kiln/protocol';
-import { UnknownModelError, type ModelsAccess } from './models-access.ts';
-import { createTestGateway, TEST_API_KEY } from './test-gateway.ts';
-
-/** A models volume with one model, `tiny`, whose pull only records that it was asked for. */
-function fakeModels(): ModelsAccess & { pulls: string[]; emit(model: ModelView): void; listeners: number } {
-  const tiny: ModelView = { name: 'tiny', source: 'hf:org/tiny', status: 'missing', files: 0, bytes: 0, totalBytes: null, pull: null, error: null };
-  const listeners = new Set<(model: ModelView) => void>();
-  const pulls: string[] = [];
-  return {
-    pulls,
-    get listeners() {
-      return listeners.size;
-    },
-    emit: (model) => listeners.forEach((l) => l(model)),
-    list: async (): Promise<ModelsResponse> => ({ volume: '/vol/models', models: [tiny] }),
-    pull: async (name) => {
-      if (name !== 'tiny') throw new UnknownModelError(name);
-      pulls.push(name);
-      return { ...tiny, pull: { doneBytes: 0, totalBytes: null } };
-    },
-    subscribe(listener) {
-      listeners.add(listener);
-      return () => void listeners.delete(listener);
-    },
-  };
-}
+import type { ModelView } from '@kiln/protocol';
+import { createTestGateway, fakeModels, TEST_API_KEY } from './test-gateway.ts';
 
 const auth = { authorization: `Bearer ${TEST_API_KEY}` };
 

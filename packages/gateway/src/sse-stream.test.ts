@@ -128,6 +128,7 @@ describe('GET /stream with Accept: text/event-stream', { timeout: 20_000 }, () =
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     assert.equal(res.headers.get('cache-control'), 'no-cache');
+    assert.equal(res.headers.get('x-accel-buffering'), 'no');
     const events = new SseReader(res);
 
     const first = events.next();

@@ -6,6 +6,14 @@ import { toStatusObject } from './status-view.ts';
 
 /** Longest an SSE stream stays silent before a `: ping` comment, so proxies and clients keep it open. */
 export const SSE_PING_MS = 15_000;
+/** The comment sent after {@link SSE_PING_MS} of silence. */
+export const SSE_PING = ': ping\n\n';
+/** Headers of every `text/event-stream` answer: nothing cached, nothing held back by a buffering proxy (nginx). */
+export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache',
+  'x-accel-buffering': 'no',
+});
 
 /**
  * How far an SSE client got in a job's events, as its event ids say: the run (the job's `retries`
@@ -81,7 +89,7 @@ export async function respondWithJobEvents(ctx: GatewayContext, endpoint: string
   }
   return new Response(jobEventStream(ctx, endpoint, jobId, from, request.signal), {
     status: 200,
-    headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' },
+    headers: SSE_HEADERS,
   });
 }
 
@@ -129,7 +137,7 @@ function jobEventStream(ctx: GatewayContext, endpoint: string, jobId: string, fr
         }
         if (now - quietSince >= SSE_PING_MS) {
           quietSince = now;
-          controller.enqueue(encoder.encode(': ping\n\n'));
+          controller.enqueue(encoder.encode(SSE_PING));
           return;
         }
         await change.wait(quietSince + SSE_PING_MS - now, stop.signal);
@@ -172,23 +180,29 @@ async function newEvents(ctx: GatewayContext, job: JobRecord, position: SsePosit
   // `output` is the last progress value only while the job runs; after that it is the result.
   if (job.status === 'IN_PROGRESS' && job.progressSeq > next.progressSeq && job.output !== undefined) {
     next = { ...next, progressSeq: job.progressSeq };
-    text += formatEvent('progress', next, { progress: job.output });
+    text += formatSseEvent('progress', { progress: job.output }, formatEventId(next));
   }
   // Status first, chunks second (as the row was read first): chunks read after a terminal status are all there will be.
   if (job.streamSeq > next.chunkSeq) {
     for (const chunk of await ctx.store.streamChunks(job.id, next.chunkSeq)) {
       next = { ...next, chunkSeq: chunk.seq };
-      text += formatEvent('chunk', next, { output: chunk.output });
+      text += formatSseEvent('chunk', { output: chunk.output }, formatEventId(next));
     }
   }
   if (isTerminalState(job.status)) {
     next = { ...next, ended: true };
-    text += formatEvent('status', next, toStatusObject(job, ctx.clock.now()));
+    text += formatSseEvent('status', toStatusObject(job, ctx.clock.now()), formatEventId(next));
   }
   return { text, position: next };
 }
 
-/** One SSE event. JSON.stringify never emits a raw line break, so `data` is always a single line. */
-function formatEvent(event: 'progress' | 'chunk' | 'status', position: SsePosition, data: unknown): string {
-  return `id: ${formatEventId(position)}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+/**
+ * One SSE event, `data` as JSON. JSON.stringify never emits a raw line break, so `data` is always
+ * a single line.
+ *
+ * @example
+ * formatSseEvent('chunk', { output: 'a' }, '0.1.0'); // 'id: 0.1.0\nevent: chunk\ndata: {"output":"a"}\n\n'
+ */
+export function formatSseEvent(event: string, data: unknown, id?: string): string {
+  return `${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }

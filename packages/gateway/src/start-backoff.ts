@@ -19,19 +19,12 @@ export const START_BACKOFF_MAX_MS = 60_000;
  * backoff.ready('tts', 'tts-ab12');    // back to normal scaling
  */
 export class StartBackoff {
-  readonly #initialMs: number;
-  readonly #maxMs: number;
   readonly #failing = new Map<string, { failures: number; retryAt: number; probe: string | null }>();
-
-  constructor(options: { initialMs?: number; maxMs?: number } = {}) {
-    this.#initialMs = options.initialMs ?? START_BACKOFF_INITIAL_MS;
-    this.#maxMs = options.maxMs ?? START_BACKOFF_MAX_MS;
-  }
 
   /** A worker of `endpoint` exited before it was ready, at `now`: returns the failures in a row and the pause before the next start. */
   failed(endpoint: string, now: number): { failures: number; delayMs: number } {
     const failures = (this.#failing.get(endpoint)?.failures ?? 0) + 1;
-    const delayMs = Math.min(this.#maxMs, this.#initialMs * 2 ** (failures - 1));
+    const delayMs = Math.min(START_BACKOFF_MAX_MS, START_BACKOFF_INITIAL_MS * 2 ** (failures - 1));
     this.#failing.set(endpoint, { failures, retryAt: now + delayMs, probe: null });
     return { failures, delayMs };
   }

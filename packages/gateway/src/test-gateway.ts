@@ -3,8 +3,9 @@ import { createServer, type RequestListener } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Hono } from 'hono';
-import { ManualClock } from '@kiln/protocol';
+import { ManualClock, type ModelsResponse, type ModelView } from '@kiln/protocol';
 import { parseConfig } from './config.ts';
+import { UnknownModelError } from './errors.ts';
 import { createHttpApp, createNodeRequestListener } from './http-app.ts';
 import type { GatewayContext } from './http-app.ts';
 import { JobEvents } from './job-events.ts';
@@ -41,8 +42,6 @@ export interface TestGatewayOptions {
   models?: ModelsAccess;
   /** The built dashboard's folder. */
   dashboardDir?: string;
-  /** How long a worker may take to describe its input (default the gateway's). */
-  describeTimeoutMs?: number;
 }
 
 /** Body and headers of a test request. */
@@ -128,7 +127,7 @@ export async function createTestGateway(options: TestGatewayOptions = {}): Promi
   const logs: CapturedLog[] = [];
   const capture = (level: CapturedLog['level']) => (message: string, fields?: object) => void logs.push({ level, message, fields });
   const metrics = new MetricsSampler({ store, endpoints: Object.keys(config.endpoints), listWorkers: (endpoint) => registry.list(endpoint), clock });
-  const schemas = new WorkerSchemas({ config, clock, ...(options.describeTimeoutMs === undefined ? {} : { timeoutMs: options.describeTimeoutMs }) });
+  const schemas = new WorkerSchemas({ config, clock });
   const ctx: GatewayContext = {
     config,
     store,
@@ -239,5 +238,32 @@ async function listenOnLoopback(listener: RequestListener): Promise<{ url: strin
         server.close(() => resolve());
         server.closeAllConnections();
       }),
+  };
+}
+
+/**
+ * A models volume with one model, `tiny`, whose pull only records that it was asked for (any other
+ * name: `UnknownModelError`); `emit` sends a model view to the subscribers, `listeners` counts them.
+ */
+export function fakeModels(): ModelsAccess & { pulls: string[]; emit(model: ModelView): void; readonly listeners: number } {
+  const tiny: ModelView = { name: 'tiny', source: 'hf:org/tiny', status: 'missing', files: 0, bytes: 0, totalBytes: null, pull: null, error: null };
+  const listeners = new Set<(model: ModelView) => void>();
+  const pulls: string[] = [];
+  return {
+    pulls,
+    get listeners() {
+      return listeners.size;
+    },
+    emit: (model) => listeners.forEach((l) => l(model)),
+    list: async (): Promise<ModelsResponse> => ({ volume: '/vol/models', models: [tiny] }),
+    pull: async (name) => {
+      if (name !== 'tiny') throw new UnknownModelError(name);
+      pulls.push(name);
+      return { ...tiny, pull: { doneBytes: 0, totalBytes: null } };
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
+    },
   };
 }

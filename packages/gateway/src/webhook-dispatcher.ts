@@ -37,10 +37,6 @@ export interface WebhookDispatcherOptions {
   log: { info(message: string, fields?: object): void; warn(message: string, fields?: object): void; error(message: string, fields?: object): void };
   /** Times, retry delays and the per-call timeout. Default: the real clock. */
   clock?: Clock;
-  /** Default {@link WEBHOOK_POLL_MS}. */
-  pollMs?: number;
-  /** Default {@link WEBHOOK_CONCURRENCY}. */
-  concurrency?: number;
 }
 
 /**
@@ -81,8 +77,6 @@ export class WebhookDispatcher {
   readonly #settings: WebhookSettings;
   readonly #log: WebhookDispatcherOptions['log'];
   readonly #clock: Clock;
-  readonly #pollMs: number;
-  readonly #concurrency: number;
   readonly #inFlight = new Set<Promise<void>>();
   #stopping = new AbortController();
   #warnedUnsigned = false;
@@ -96,11 +90,9 @@ export class WebhookDispatcher {
     this.#settings = options.settings;
     this.#log = options.log;
     this.#clock = options.clock ?? realClock;
-    this.#pollMs = options.pollMs ?? WEBHOOK_POLL_MS;
-    this.#concurrency = options.concurrency ?? WEBHOOK_CONCURRENCY;
   }
 
-  /** Starts sending: a round now, then one every `pollMs` or sooner when woken. */
+  /** Starts sending: a round now, then one every {@link WEBHOOK_POLL_MS} or sooner when woken. */
   start(): void {
     if (this.#loop) return;
     this.#stopping = new AbortController();
@@ -167,7 +159,7 @@ export class WebhookDispatcher {
         this.#log.error(`webhook round failed: ${describeError(err)}`);
       }
       if (signal.aborted) break;
-      await this.#clock.sleep(this.#pollMs, this.#nap.signal);
+      await this.#clock.sleep(WEBHOOK_POLL_MS, this.#nap.signal);
     }
   }
 
@@ -175,7 +167,7 @@ export class WebhookDispatcher {
     const signal = this.#stopping.signal;
     await this.#catchUp();
     await this.#prune();
-    const free = this.#concurrency - this.#inFlight.size;
+    const free = WEBHOOK_CONCURRENCY - this.#inFlight.size;
     if (free <= 0 || signal.aborted) return;
     const now = this.#clock.now();
     const due = await this.#store.claimWebhookDeliveries(now, free, now + this.#settings.timeoutMs + LEASE_MARGIN_MS);

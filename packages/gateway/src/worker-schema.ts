@@ -4,6 +4,7 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { Clock, EndpointSchemaResponse } from '@kiln/protocol';
 import type { EndpointConfig, GatewayConfig } from './config.ts';
+import { EndpointNotFoundError } from './errors.ts';
 import { splitCommand, workerEnv } from './process-driver.ts';
 
 /** How long a worker may take to describe itself before it is killed. */
@@ -198,8 +199,6 @@ export async function readTestInput(folder: string): Promise<unknown> {
 export interface WorkerSchemasOptions {
   config: GatewayConfig;
   clock: Clock;
-  /** Default {@link DESCRIBE_TIMEOUT_MS}. */
-  timeoutMs?: number;
 }
 
 /**
@@ -222,10 +221,10 @@ export class WorkerSchemas {
     this.#options = options;
   }
 
-  /** The endpoint's schema response (the endpoint must be in the config). */
+  /** The endpoint's schema response; `EndpointNotFoundError` for an endpoint the config does not have. */
   async get(endpoint: string): Promise<EndpointSchemaResponse> {
     const settings = this.#options.config.endpoints[endpoint];
-    if (!settings) throw new Error(`endpoint ${endpoint} is not in the config`);
+    if (!settings) throw new EndpointNotFoundError(endpoint);
     let description = this.#cache.get(endpoint);
     if (!description) {
       description = describeWorker({
@@ -234,7 +233,6 @@ export class WorkerSchemas {
         env: workerBaseEnv(this.#options.config, settings),
         clock: this.#options.clock,
         signal: this.#closing.signal,
-        ...(this.#options.timeoutMs === undefined ? {} : { timeoutMs: this.#options.timeoutMs }),
       });
       this.#cache.set(endpoint, description);
       const asked = description;

@@ -1,3 +1,4 @@
+import type { WebhookEvent } from './client-api.ts';
 import type { JobState } from './job-states.ts';
 
 // kiln's own admin API under `/kiln/v1` (same auth as the client API). These are its response
@@ -154,7 +155,7 @@ export interface JobDetail extends ListedJob {
   /** The result once COMPLETED, the last progress update while IN_PROGRESS; absent when none. */
   output?: unknown;
   webhook: string | null;
-  webhookEvents: string[];
+  webhookEvents: WebhookEvent[];
   policy: Record<string, unknown>;
   s3Config: Record<string, unknown> | null;
   lowPriority: boolean;
@@ -169,18 +170,34 @@ export interface JobDetail extends ListedJob {
   progressUpdates: number;
 }
 
-/** One webhook call in `GET /kiln/v1/endpoints/:ep/webhooks[?jobId=&state=]` → `{ deliveries: WebhookDeliveryView[] }`. */
+/**
+ * Where a webhook delivery stands: `pending` (due at `nextAttemptAt`), `delivered` (a 2xx answer),
+ * `failed` (every attempt used up).
+ */
+export const WEBHOOK_DELIVERY_STATES = ['pending', 'delivered', 'failed'] as const;
+/** One of {@link WEBHOOK_DELIVERY_STATES}. */
+export type WebhookDeliveryState = (typeof WEBHOOK_DELIVERY_STATES)[number];
+
+/**
+ * One webhook call in `GET /kiln/v1/endpoints/:ep/webhooks[?jobId=&state=]` → `{ deliveries: WebhookDeliveryView[] }`:
+ * a delivery of the gateway's outbox without its payload. Times are epoch milliseconds.
+ */
 export interface WebhookDeliveryView {
+  /** Sent as `webhook-id`: the same on every attempt. */
   id: string;
   jobId: string;
+  /** The job's `retries` when the event happened (each run of a job is owed its own `completed` call). */
   jobRun: number;
   endpoint: string;
-  event: string;
+  event: WebhookEvent;
   url: string;
-  state: 'pending' | 'delivered' | 'failed';
+  state: WebhookDeliveryState;
+  /** Attempts started so far (raised when an attempt is claimed). */
   attempts: number;
+  /** When a pending delivery is next due (while an attempt runs: when that attempt's lease ends). */
   nextAttemptAt: number;
   lastError: string | null;
+  /** HTTP status of the last answer, null when there was none (timeout, refused connection). */
   lastStatus: number | null;
   createdAt: number;
   deliveredAt: number | null;

@@ -56,7 +56,7 @@ export { ManualClock, realClock } from './clock.ts';
 export type { Clock } from './clock.ts';
 export { WEBHOOK_SECRET_PREFIX, WEBHOOK_TOLERANCE_SECONDS, WebhookVerificationError, signWebhook, verifyWebhook } from './webhook-signature.ts';
 export type { HeaderSource, VerifyWebhookOptions, WebhookHeaders, WebhookMessage, WebhookVerificationReason } from './webhook-signature.ts';
-export { ADMIN_WORKER_STATES } from './admin-api.ts';
+export { ADMIN_WORKER_STATES, WEBHOOK_DELIVERY_STATES } from './admin-api.ts';
 export type {
   AdminEvent,
   AdminWorkerState,
@@ -72,6 +72,7 @@ export type {
   ModelView,
   ModelsResponse,
   Percentiles,
+  WebhookDeliveryState,
   WebhookDeliveryView,
   WorkerView,
 } from './admin-api.ts';
