@@ -107,6 +107,8 @@ def synthesize(job, job_input):
 def handler(job):
     STATS["requests"] += 1
     job_input = job.get("input") or {}
+    if not isinstance(job_input, dict):
+        return {"error": f"input must be an object, not {type(job_input).__name__}"}
     try:
         action = job_input.get("action", "synthesize")
         if action == "health_check":

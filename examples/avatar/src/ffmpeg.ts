@@ -89,13 +89,14 @@ export class VideoEncoder {
   }
 }
 
-function startFfmpeg(args: readonly string[], signal: AbortSignal | undefined): ChildProcessWithoutNullStreams {
+/** Spawns ffmpeg with `args` and all three pipes open; it is killed when `signal` aborts. Pair it with {@link waitForExit}. */
+export function startFfmpeg(args: readonly string[], signal: AbortSignal | undefined): ChildProcessWithoutNullStreams {
   signal?.throwIfAborted();
   return spawn(FFMPEG_PATH, ['-hide_banner', '-nostdin', ...args], { stdio: ['pipe', 'pipe', 'pipe'], ...(signal ? { signal, killSignal: 'SIGKILL' } : {}) });
 }
 
 /** Resolves with stderr on exit 0; rejects with an FfmpegError otherwise, or with the abort reason. */
-function waitForExit(child: ChildProcessWithoutNullStreams, signal: AbortSignal | undefined): Promise<string> {
+export function waitForExit(child: ChildProcessWithoutNullStreams, signal: AbortSignal | undefined): Promise<string> {
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d: string) => {

@@ -32,24 +32,35 @@ export interface AnalysisAudio {
 }
 
 /**
- * The bytes an input field names: a `data:` URL, base64, or a path relative to `cwd` that must
- * stay inside it. Base64 is told from a path by its alphabet and length: a path has a dot or a
- * slash-separated name, and is short.
+ * The bytes of a `data:` URL or of base64, or undefined for anything else. Base64 is told from a
+ * path by its alphabet and length: a path has a dot or a slash-separated name, and is short.
  */
+export function inlineBytes(value: string): Buffer | undefined {
+  const dataUrl = /^data:[^,]*;base64,/.exec(value);
+  if (dataUrl) return Buffer.from(value.slice(dataUrl[0].length), 'base64');
+  if (value.length >= 256 && /^[A-Za-z0-9+/=\s_-]+$/.test(value)) return Buffer.from(value, 'base64');
+  return undefined;
+}
+
+/** `value` as a path inside `dir` (absolute, and relative to `dir`); undefined when it leaves `dir` or is `dir` itself. */
+export function pathInside(dir: string, value: string): { resolved: string; relative: string } | undefined {
+  const resolved = path.resolve(dir, value);
+  const relative = path.relative(dir, resolved);
+  if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) return undefined;
+  return { resolved, relative };
+}
+
+/** The bytes an input field names: a `data:` URL, base64, or a path relative to `cwd` that must stay inside it. */
 export async function readMediaField(field: string, value: string, cwd: string): Promise<Buffer> {
   const trimmed = value.trim();
-  const dataUrl = /^data:[^,]*;base64,/.exec(trimmed);
-  if (dataUrl) return Buffer.from(trimmed.slice(dataUrl[0].length), 'base64');
-  if (trimmed.length >= 256 && /^[A-Za-z0-9+/=\s_-]+$/.test(trimmed)) return Buffer.from(trimmed, 'base64');
-  const resolved = path.resolve(cwd, trimmed);
-  const relative = path.relative(cwd, resolved);
-  if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
-    throw new MediaInputError(field, `must be base64 or a path inside the worker's folder (${cwd}); ${JSON.stringify(trimmed.slice(0, 80))} is neither`);
-  }
+  const inline = inlineBytes(trimmed);
+  if (inline) return inline;
+  const inside = pathInside(cwd, trimmed);
+  if (!inside) throw new MediaInputError(field, `must be base64 or a path inside the worker's folder (${cwd}); ${JSON.stringify(trimmed.slice(0, 80))} is neither`);
   try {
-    return await readFile(resolved);
+    return await readFile(inside.resolved);
   } catch (err) {
-    throw new MediaInputError(field, `cannot read ${relative}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    throw new MediaInputError(field, `cannot read ${inside.relative}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
 }
 

@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { FFMPEG_PATH, FfmpegError, runFfmpeg } from '@kiln/example-avatar/src/ffmpeg.ts';
+import { FfmpegError, runFfmpeg, startFfmpeg, waitForExit } from '@kiln/example-avatar/src/ffmpeg.ts';
 
 /** Largest side of the frames the pipeline stores; larger videos are scaled down to it. */
 export const MAX_SIDE = 512;
@@ -55,15 +54,9 @@ export function storedSize(width: number, height: number): { width: number; heig
  * the consumer stops early; a non-zero exit rejects with {@link FfmpegError}.
  */
 export async function* readFrames(args: readonly string[], frameBytes: number, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-  signal.throwIfAborted();
-  const child = spawn(FFMPEG_PATH, ['-hide_banner', '-nostdin', '-loglevel', 'error', ...args], { stdio: ['ignore', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL' });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d: string) => (stderr = (stderr + d).slice(-20_000)));
-  const exit = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
+  const child = startFfmpeg(['-loglevel', 'error', ...args], signal);
+  child.stdin.end();
+  const exit = waitForExit(child, signal);
   exit.catch(() => {});
   let pending: Buffer = Buffer.alloc(0);
   try {
@@ -74,7 +67,7 @@ export async function* readFrames(args: readonly string[], frameBytes: number, s
         pending = pending.subarray(frameBytes);
       }
     }
-    await ffmpegSucceeded(exit, signal, () => stderr);
+    await exit;
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
@@ -85,35 +78,19 @@ export async function* readFrames(args: readonly string[], frameBytes: number, s
  * resolves when ffmpeg has written its output. Killed when `signal` aborts.
  */
 export async function writeFrames(args: readonly string[], frames: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<void> {
-  signal.throwIfAborted();
-  const child = spawn(FFMPEG_PATH, ['-hide_banner', '-nostdin', '-loglevel', 'error', ...args], { stdio: ['pipe', 'ignore', 'pipe'], signal, killSignal: 'SIGKILL' });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d: string) => (stderr = (stderr + d).slice(-20_000)));
+  const child = startFfmpeg(['-loglevel', 'error', ...args], signal);
   // ffmpeg that gives up early closes stdin; its exit code then says why.
   child.stdin.on('error', () => {});
-  const exit = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
+  child.stdout.resume();
+  const exit = waitForExit(child, signal);
   exit.catch(() => {});
   try {
     for await (const frame of frames) {
       if (!child.stdin.write(frame)) await Promise.race([once(child.stdin, 'drain'), exit]);
     }
     child.stdin.end();
-    await ffmpegSucceeded(exit, signal, () => stderr);
+    await exit;
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
-}
-
-/** Resolves when ffmpeg exited 0; an abort wins over ffmpeg's own failure, which names its code and last stderr lines. */
-async function ffmpegSucceeded(exit: Promise<number | null>, signal: AbortSignal, stderr: () => string): Promise<void> {
-  const code = await exit.catch((err: unknown) => {
-    signal.throwIfAborted();
-    throw new FfmpegError(`ffmpeg could not run: ${String(err)}`, null, stderr(), { cause: err });
-  });
-  signal.throwIfAborted();
-  if (code !== 0) throw new FfmpegError(`ffmpeg exited with code ${String(code)}: ${stderr().trim().split('\n').slice(-3).join(' | ')}`, code, stderr());
 }

@@ -1,5 +1,6 @@
 import { stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { inlineBytes, pathInside } from '@kiln/example-avatar/src/media-input.ts';
 import { VideoInputError } from './frame-io.ts';
 
 /** Largest video a job may send inline or by URL. */
@@ -33,17 +34,16 @@ export async function resolveVideo(value: string, projectsDir: string, tmpDir: s
     if (bytes.length > MAX_VIDEO_BYTES) throw new VideoInputError(`video: ${trimmed} is ${bytes.length} bytes; at most ${MAX_VIDEO_BYTES} are allowed`);
     return { file: await save(tmpDir, bytes), source: 'url' };
   }
-  const dataUrl = /^data:[^,]*;base64,/.exec(trimmed);
-  if (dataUrl || (trimmed.length >= 256 && /^[A-Za-z0-9+/=\s_-]+$/.test(trimmed))) {
-    const bytes = Buffer.from(dataUrl ? trimmed.slice(dataUrl[0].length) : trimmed, 'base64');
-    if (bytes.length > MAX_VIDEO_BYTES) throw new VideoInputError(`video: ${bytes.length} bytes inline; at most ${MAX_VIDEO_BYTES} are allowed`);
-    return { file: await save(tmpDir, bytes), source: 'base64' };
+  const inline = inlineBytes(trimmed);
+  if (inline) {
+    if (inline.length > MAX_VIDEO_BYTES) throw new VideoInputError(`video: ${inline.length} bytes inline; at most ${MAX_VIDEO_BYTES} are allowed`);
+    return { file: await save(tmpDir, inline), source: 'base64' };
   }
-  const resolved = path.resolve(projectsDir, trimmed);
-  const relative = path.relative(projectsDir, resolved);
-  if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
+  const inside = pathInside(projectsDir, trimmed);
+  if (!inside) {
     throw new VideoInputError(`video: must be an http(s) URL, base64, or a path inside the projects volume; ${JSON.stringify(trimmed.slice(0, 80))} is none of these`);
   }
+  const { resolved, relative } = inside;
   const info = await stat(resolved).catch((err: NodeJS.ErrnoException) => {
     throw new VideoInputError(`video: cannot read ${relative} on the projects volume: ${err.code ?? String(err)}`, { cause: err });
   });

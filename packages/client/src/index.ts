@@ -17,6 +17,8 @@ export type { ClientErrorOptions, HttpErrorInit, KilnClientError } from './error
 export { isFinished, outputOf } from './job-status.ts';
 export type { CompletedJob, FinishedJob, JobRef, JobStatus, JobStatusFields, PendingJob, UnsuccessfulJob } from './job-status.ts';
 export type { StreamOptions } from './job-stream.ts';
+export { SseParser } from './sse.ts';
+export type { SseEvent } from './sse.ts';
 export type { WaitForOptions } from './wait-for.ts';
 export { WebhookVerificationError, verifyWebhook } from '@kiln/protocol';
 export type {

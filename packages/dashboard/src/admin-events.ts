@@ -1,9 +1,9 @@
 // The live feed: `GET /kiln/v1/events` read with fetch (EventSource cannot send Authorization),
 // one connection shared by every page, reconnected with backoff. Listeners also hear `open`
 // after each (re)connect so they can refetch what they may have missed.
+import { SseParser } from '@kiln/client';
 import type { AdminEvent } from '@kiln/protocol';
 import { authHeaders, isAuthNeeded, onAuthChange, requireAuth } from './api.ts';
-import { SseParser, backoffMs } from './sse-parser.ts';
 
 export type FeedMessage = AdminEvent | { event: 'open'; data: null };
 export type FeedState = 'connecting' | 'live' | 'offline' | 'unauthorized';
@@ -92,14 +92,14 @@ function connect(): void {
         const { value, done } = await reader.read();
         if (done) break;
         for (const parsed of parser.push(value)) {
-          if (!KNOWN.has(parsed.event)) continue;
+          if (!KNOWN.has(parsed.type)) continue;
           let data: unknown;
           try {
             data = JSON.parse(parsed.data);
           } catch {
             continue;
           }
-          dispatch({ event: parsed.event, data } as AdminEvent);
+          dispatch({ event: parsed.type, data } as AdminEvent);
         }
       }
       throw new Error('the event stream ended');
@@ -110,6 +110,12 @@ function connect(): void {
       scheduleReconnect(parser.retryMs ?? backoffMs(attempt++));
     }
   })();
+}
+
+/** The delay before reconnect number `attempt` (0-based): 1 s doubling to 15 s, with ±20 % jitter. */
+export function backoffMs(attempt: number, random: () => number = Math.random): number {
+  const base = Math.min(15_000, 1000 * 2 ** Math.min(attempt, 10));
+  return Math.round(base * (0.8 + 0.4 * random()));
 }
 
 // A new key: start over with it.

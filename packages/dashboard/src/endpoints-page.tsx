@@ -1,7 +1,8 @@
 // The endpoints: a card per endpoint (jobs, workers, last hour), and an endpoint's own page
 // with its queue chart and workers.
 import type { ComponentChildren } from 'preact';
-import type { EndpointOverview, MetricsResponse, MetricsSample } from '@kiln/protocol';
+import { ADMIN_WORKER_STATES } from '@kiln/protocol';
+import type { EndpointOverview, MetricsResponse, MetricsSample, Percentiles } from '@kiln/protocol';
 import { api, seg } from './api.ts';
 import { formatDuration } from './format.ts';
 import { useAdminEvents, useLoad, useThrottled } from './hooks.ts';
@@ -9,8 +10,6 @@ import { QueueChart } from './queue-chart.tsx';
 import { href } from './router.ts';
 import { ErrorBox, Loading } from './ui.tsx';
 import { WorkersPanel } from './workers-panel.tsx';
-
-const WORKER_STATES = ['initializing', 'idle', 'running', 'draining', 'unhealthy'] as const;
 
 export function loadEndpoints(signal?: AbortSignal): Promise<EndpointOverview[]> {
   return api<{ endpoints: EndpointOverview[] }>('/kiln/v1/endpoints', signal ? { signal } : {}).then((r) => r.endpoints);
@@ -25,13 +24,13 @@ function Stat({ label, value, title }: { label: string; value: ComponentChildren
   );
 }
 
-function pct(p: { p50: number; p95: number } | null | undefined): string {
+function pct(p: Percentiles | null): string {
   return p ? `${formatDuration(p.p50)} / ${formatDuration(p.p95)}` : '—';
 }
 
-export function EndpointSummary({ ep, heading = true }: { ep: EndpointOverview; heading?: boolean }) {
-  const workers = ep.workers ?? ({} as Record<string, number>);
-  const live = WORKER_STATES.reduce((n, s) => n + (workers[s] ?? 0), 0);
+function EndpointSummary({ ep, heading = true }: { ep: EndpointOverview; heading?: boolean }) {
+  const { workers, jobs, lastHour } = ep;
+  const live = ADMIN_WORKER_STATES.reduce((n, s) => n + workers[s], 0);
   return (
     <>
       {heading && (
@@ -46,30 +45,30 @@ export function EndpointSummary({ ep, heading = true }: { ep: EndpointOverview; 
         </header>
       )}
       <dl class="stats">
-        <Stat label="In queue" value={ep.jobs?.inQueue ?? 0} />
-        <Stat label="In progress" value={ep.jobs?.inProgress ?? 0} />
+        <Stat label="In queue" value={jobs.inQueue} />
+        <Stat label="In progress" value={jobs.inProgress} />
         <Stat label="Workers" value={live} />
         <Stat
           label="Done (1 h)"
           value={
             <>
-              {ep.lastHour?.finished ?? 0}
-              {ep.lastHour?.failed ? <span class="sub error-text">{ep.lastHour.failed} failed</span> : null}
+              {lastHour.finished}
+              {lastHour.failed ? <span class="sub error-text">{lastHour.failed} failed</span> : null}
             </>
           }
         />
       </dl>
       <ul class="chips" aria-label={`Workers of ${ep.name} by state`}>
         {live === 0 && <li class="chip zero">no live workers</li>}
-        {WORKER_STATES.filter((s) => (workers[s] ?? 0) > 0).map((s) => (
+        {ADMIN_WORKER_STATES.filter((s) => workers[s] > 0).map((s) => (
           <li class={`chip worker-${s}`} key={s}>
             {s} <strong>{workers[s]}</strong>
           </li>
         ))}
       </ul>
       <dl class="stats two">
-        <Stat label="Delay p50 / p95 (1 h)" value={pct(ep.lastHour?.delayTime)} />
-        <Stat label="Execution p50 / p95 (1 h)" value={pct(ep.lastHour?.executionTime)} />
+        <Stat label="Delay p50 / p95 (1 h)" value={pct(lastHour.delayTime)} />
+        <Stat label="Execution p50 / p95 (1 h)" value={pct(lastHour.executionTime)} />
       </dl>
     </>
   );

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { displayJson, formatBytes, formatDuration, parseJobError } from './format.ts';
+import { displayJson, formatAgo, formatBytes, formatDuration, formatTime, parseJobError } from './format.ts';
 
 test('formatDuration reads at a glance', () => {
   assert.equal(formatDuration(null), '—');
@@ -16,6 +16,17 @@ test('formatBytes uses binary units', () => {
   assert.equal(formatBytes(1536), '1.5 KB');
   assert.equal(formatBytes(21_530_456), '21 MB');
   assert.equal(formatBytes(null), '—');
+});
+
+test('formatTime shows the time alone today and the date too on other days; formatAgo drops decimals', () => {
+  const now = new Date(2026, 10, 23, 14, 3, 27).getTime();
+  assert.equal(formatTime(now - 3_600_000, now), '13:03:27');
+  assert.equal(formatTime(new Date(2026, 10, 22, 9, 5, 1).getTime(), now), '2026-11-22 09:05:01');
+  assert.equal(formatTime(null, now), '—');
+  assert.equal(formatAgo(now - 500, now), 'just now');
+  assert.equal(formatAgo(now - 5_400, now), '5 s ago');
+  assert.equal(formatAgo(now - 65_000, now), '1 m 5 s ago');
+  assert.equal(formatAgo(now + 10_000, now), 'just now', 'a clock a little ahead is not "in the future"');
 });
 
 test('parseJobError reads RunPod JSON errors and plain strings', () => {

@@ -1,6 +1,7 @@
 // One job: timeline, input/output, stream chunks, error and traceback, logs, webhooks,
 // Cancel and Retry; live until it ends.
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { isTerminalState } from '@kiln/protocol';
 import type { JobDetail, JobStreamResponse, LogLineView, WebhookDeliveryView } from '@kiln/protocol';
 import { api, client, describeError, seg } from './api.ts';
 import { displayJson, formatDuration, formatTime, parseJobError } from './format.ts';
@@ -8,7 +9,7 @@ import { useAdminEvents, useLoad, useThrottled } from './hooks.ts';
 import { JsonView } from './json-view.tsx';
 import { MediaOutput } from './media-output.tsx';
 import { href } from './router.ts';
-import { ErrorBox, Loading, Status, isTerminal } from './ui.tsx';
+import { ErrorBox, Loading, Status, Table } from './ui.tsx';
 import { LogLines, readLogTail } from './workers-panel.tsx';
 
 const RETRYABLE = new Set(['FAILED', 'TIMED_OUT']);
@@ -109,39 +110,27 @@ function Timeline({ job, progress }: { job: JobDetail; progress: unknown[] }) {
 function Webhooks({ deliveries }: { deliveries: WebhookDeliveryView[] }) {
   if (deliveries.length === 0) return <p class="muted">No webhook deliveries.</p>;
   return (
-    <table class="table">
-      <caption class="sr-only">Webhook deliveries</caption>
-      <thead>
-        <tr>
-          <th scope="col">Event</th>
-          <th scope="col">URL</th>
-          <th scope="col">State</th>
-          <th scope="col">Attempts</th>
-          <th scope="col">Last answer</th>
-          <th scope="col">Created</th>
+    <Table caption="Webhook deliveries" captionClass="sr-only" columns={['Event', 'URL', 'State', 'Attempts', 'Last answer', 'Created']}>
+      {deliveries.map((d) => (
+        <tr key={d.id}>
+          <td>{d.event}</td>
+          <td class="mono small break">{d.url}</td>
+          <td>{d.state}</td>
+          <td>{d.attempts}</td>
+          <td class="small">{d.lastStatus !== null ? `HTTP ${d.lastStatus}` : ''}{d.lastError ? ` ${d.lastError}` : ''}</td>
+          <td>{formatTime(d.createdAt)}</td>
         </tr>
-      </thead>
-      <tbody>
-        {deliveries.map((d) => (
-          <tr key={d.id}>
-            <td>{d.event}</td>
-            <td class="mono small break">{d.url}</td>
-            <td>{d.state}</td>
-            <td>{d.attempts}</td>
-            <td class="small">{d.lastStatus !== null ? `HTTP ${d.lastStatus}` : ''}{d.lastError ? ` ${d.lastError}` : ''}</td>
-            <td>{formatTime(d.createdAt)}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+      ))}
+    </Table>
   );
 }
 
+/** One job's page; the router keys it by job, so another job starts from nothing. */
 export function JobPage({ id, endpointHint }: { id: string; endpointHint: string | null }) {
   const detail = useLoad((signal) => api<JobDetail>(jobPath(id, endpointHint), { signal }), [id, endpointHint]);
   const job = detail.data;
   const endpoint = job?.endpoint ?? endpointHint;
-  const terminal = isTerminal(job?.status);
+  const terminal = job !== undefined && isTerminalState(job.status);
 
   const [chunks, setChunks] = useState<Chunk[]>([]);
   const [logs, setLogs] = useState<LogLineView[]>([]);
@@ -151,15 +140,6 @@ export function JobPage({ id, endpointHint }: { id: string; endpointHint: string
   const [action, setAction] = useState<{ busy: boolean; message: string | null; error: boolean }>({ busy: false, message: null, error: false });
   const cursors = useRef({ stream: 0, logs: 0 });
   const [sideTick, setSideTick] = useState(0);
-
-  // A new job id: start over.
-  useEffect(() => {
-    setChunks([]);
-    setLogs([]);
-    setDeliveries(null);
-    setProgress([]);
-    cursors.current = { stream: 0, logs: 0 };
-  }, [id]);
 
   // While running, `output` is the latest progress update: keep each distinct one seen.
   useEffect(() => {

@@ -2,7 +2,7 @@
 import type { ListedJob } from '@kiln/protocol';
 
 /** Whether a job has one of the states of a `status` filter (`''` = all, else comma-separated). */
-export function matchesStatus(job: Pick<ListedJob, 'status'>, status: string): boolean {
+function matchesStatus(job: Pick<ListedJob, 'status'>, status: string): boolean {
   return status === '' || status.split(',').includes(job.status);
 }
 

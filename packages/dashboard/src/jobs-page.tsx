@@ -1,16 +1,17 @@
 // Jobs of an endpoint, newest first: filter by status, find by id, keyset paging, live rows.
 import { useState } from 'preact/hooks';
-import type { JobState, ListedJob } from '@kiln/protocol';
+import { JOB_STATES } from '@kiln/protocol';
+import type { ListedJob } from '@kiln/protocol';
 import { api, seg } from './api.ts';
 import { loadEndpoints } from './endpoints-page.tsx';
 import { formatDuration, formatTime, parseJobError } from './format.ts';
 import { useAdminEvents, useLoad, useThrottled } from './hooks.ts';
 import { mergeJobRows } from './job-rows.ts';
 import { href, jobHref, navigate } from './router.ts';
-import { ErrorBox, Loading } from './ui.tsx';
+import { ErrorBox, Loading, Table } from './ui.tsx';
 
-export const JOB_STATES: readonly JobState[] = ['IN_QUEUE', 'IN_PROGRESS', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
 const PAGE = 25;
+const JOB_COLUMNS = ['Job id', 'Status', 'Created', 'Delay', 'Execution', 'Worker', 'Attempts', 'Error'];
 
 export function JobsPage({ query }: { query: URLSearchParams }) {
   const endpoints = useLoad((signal) => loadEndpoints(signal), []);
@@ -95,51 +96,36 @@ export function JobsPage({ query }: { query: URLSearchParams }) {
       {!page.data && !page.error && <Loading what="jobs" />}
       {page.data && (
         <>
-          <table class="table jobs">
-            <caption>
+          <Table
+            class="jobs"
+            caption={
+              <>
               Jobs of <span class="mono">{endpoint || '—'}</span>
               {status ? `, status ${status.replace(',', ' or ')}` : ''}, newest first{cursors.length > 1 ? ` (page ${cursors.length})` : ''}
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">Job id</th>
-                <th scope="col">Status</th>
-                <th scope="col">Created</th>
-                <th scope="col">Delay</th>
-                <th scope="col">Execution</th>
-                <th scope="col">Worker</th>
-                <th scope="col">Attempts</th>
-                <th scope="col">Error</th>
+            </>
+          }
+          columns={JOB_COLUMNS}
+          empty={page.data.jobs.length === 0 ? `No jobs${status ? ' with this status' : ''}.` : null}
+        >
+            {page.data.jobs.map((j) => (
+              <tr data-job-id={j.id} key={j.id}>
+                <td>
+                  <a class="mono" href={jobHref(j.id, endpoint)}>
+                    {j.id}
+                  </a>
+                </td>
+                <td class={`status status-${j.status.toLowerCase()}`}>{j.status}</td>
+                <td>{formatTime(j.createdAt)}</td>
+                <td>{formatDuration(j.delayTime)}</td>
+                <td>{formatDuration(j.executionTime)}</td>
+                <td class="mono small">{j.workerId ?? '—'}</td>
+                <td>{j.attempts}</td>
+                <td class="error-cell" title={j.error ?? undefined}>
+                  {parseJobError(j.error)?.message ?? ''}
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {page.data.jobs.length === 0 && (
-                <tr>
-                  <td colSpan={8} class="muted">
-                    No jobs{status ? ' with this status' : ''}.
-                  </td>
-                </tr>
-              )}
-              {page.data.jobs.map((j) => (
-                <tr data-job-id={j.id} key={j.id}>
-                  <td>
-                    <a class="mono" href={jobHref(j.id, endpoint)}>
-                      {j.id}
-                    </a>
-                  </td>
-                  <td class={`status status-${j.status.toLowerCase()}`}>{j.status}</td>
-                  <td>{formatTime(j.createdAt)}</td>
-                  <td>{formatDuration(j.delayTime)}</td>
-                  <td>{formatDuration(j.executionTime)}</td>
-                  <td class="mono small">{j.workerId ?? '—'}</td>
-                  <td>{j.attempts}</td>
-                  <td class="error-cell" title={j.error ?? undefined}>
-                    {parseJobError(j.error)?.message ?? ''}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
           <nav class="pager" aria-label="Pages">
             <button type="button" disabled={cursors.length <= 1} onClick={() => setCursors((c) => c.slice(0, -1))}>
               ← Newer

@@ -4,14 +4,7 @@ import type { ModelView, ModelsResponse } from '@kiln/protocol';
 import { api, describeError, seg } from './api.ts';
 import { formatBytes } from './format.ts';
 import { useAdminEvents, useLoad } from './hooks.ts';
-import { ErrorBox, Loading } from './ui.tsx';
-
-const STATUS_TEXT: Record<string, string> = {
-  missing: 'missing',
-  partial: 'partial',
-  verified: 'verified',
-  modified: 'modified',
-};
+import { ErrorBox, Loading, Table } from './ui.tsx';
 
 function PullProgress({ model }: { model: ModelView }) {
   if (!model.pull) return null;
@@ -53,15 +46,10 @@ export function ModelsPage() {
     setPullErrors((e) => ({ ...e, [name]: '' }));
     const before = seen.current[name] ?? 0;
     try {
-      const r = await api<unknown>(`/kiln/v1/models/${seg(name)}/pull`, { method: 'POST' });
+      // 202 with the model, its pull just started.
+      const model = await api<ModelView>(`/kiln/v1/models/${seg(name)}/pull`, { method: 'POST' });
       if ((seen.current[name] ?? 0) !== before) return; // the feed already told more
-      if (r && typeof r === 'object' && 'model' in r) {
-        const model = (r as { model: ModelView }).model;
-        models.set((prev) => (prev ? { ...prev, models: prev.models.map((x) => (x.name === name ? model : x)) } : prev));
-      } else if (r && typeof r === 'object' && 'name' in r && 'status' in r) {
-        const model = r as ModelView;
-        models.set((prev) => (prev ? { ...prev, models: prev.models.map((x) => (x.name === name ? model : x)) } : prev));
-      }
+      models.set((prev) => (prev ? { ...prev, models: prev.models.map((x) => (x.name === name ? model : x)) } : prev));
     } catch (err) {
       setPullErrors((e) => ({ ...e, [name]: describeError(err) }));
     } finally {
@@ -83,50 +71,35 @@ export function ModelsPage() {
           <p class="muted">
             Volume <span class="mono">{models.data.volume}</span>
           </p>
-          <table class="table models">
-            <caption>Models of the manifest on the volume</caption>
-            <thead>
-              <tr>
-                <th scope="col">Model</th>
-                <th scope="col">Status</th>
-                <th scope="col">Size</th>
-                <th scope="col">Files</th>
-                <th scope="col">Source</th>
-                <th scope="col">Pull</th>
+          <Table
+            class="models"
+            caption="Models of the manifest on the volume"
+            columns={['Model', 'Status', 'Size', 'Files', 'Source', 'Pull']}
+            empty={models.data.models.length === 0 ? 'No models.' : null}
+          >
+            {models.data.models.map((m) => (
+              <tr data-model={m.name} key={m.name}>
+                <td class="mono">{m.name}</td>
+                <td>
+                  <span class={`model-status model-${m.status}`}>{m.status}</span>
+                  {m.error && <div class="small error-text">{m.error}</div>}
+                </td>
+                <td>
+                  {formatBytes(m.bytes)}
+                  {m.totalBytes !== null && m.totalBytes !== m.bytes ? ` of ${formatBytes(m.totalBytes)}` : ''}
+                </td>
+                <td>{m.files}</td>
+                <td class="mono small break">{m.source}</td>
+                <td class="pull-cell">
+                  <button type="button" aria-label={`Pull ${m.name}`} disabled={m.pull !== null || starting[m.name] === true} onClick={() => void pull(m.name)}>
+                    {m.pull ? 'Pulling…' : 'Pull'}
+                  </button>
+                  <PullProgress model={m} />
+                  {pullErrors[m.name] && <div class="small error-text">{pullErrors[m.name]}</div>}
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {models.data.models.length === 0 && (
-                <tr>
-                  <td colSpan={6} class="muted">
-                    No models.
-                  </td>
-                </tr>
-              )}
-              {models.data.models.map((m) => (
-                <tr data-model={m.name} key={m.name}>
-                  <td class="mono">{m.name}</td>
-                  <td>
-                    <span class={`model-status model-${m.status}`}>{STATUS_TEXT[m.status] ?? m.status}</span>
-                    {m.error && <div class="small error-text">{m.error}</div>}
-                  </td>
-                  <td>
-                    {formatBytes(m.bytes)}
-                    {m.totalBytes !== null && m.totalBytes !== m.bytes ? ` of ${formatBytes(m.totalBytes)}` : ''}
-                  </td>
-                  <td>{m.files}</td>
-                  <td class="mono small break">{m.source}</td>
-                  <td class="pull-cell">
-                    <button type="button" aria-label={`Pull ${m.name}`} disabled={m.pull !== null || starting[m.name] === true} onClick={() => void pull(m.name)}>
-                      {m.pull ? 'Pulling…' : 'Pull'}
-                    </button>
-                    <PullProgress model={m} />
-                    {pullErrors[m.name] && <div class="small error-text">{pullErrors[m.name]}</div>}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         </>
       )}
     </>

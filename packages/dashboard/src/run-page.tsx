@@ -1,7 +1,8 @@
 // Run a job: a form generated from the endpoint's input schema (or raw JSON), then the job live:
 // status, progress, stream chunks, output with media players.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { EndpointSchemaResponse } from '@kiln/protocol';
+import { isTerminalState } from '@kiln/protocol';
+import type { EndpointSchemaResponse, JobState } from '@kiln/protocol';
 import { api, client, describeError, seg } from './api.ts';
 import { loadEndpoints } from './endpoints-page.tsx';
 import { displayJson, formatDuration } from './format.ts';
@@ -13,12 +14,12 @@ import { href, jobHref, navigate } from './router.ts';
 import { SchemaForm } from './schema-form.tsx';
 import { prefill } from './schema-fields.ts';
 import type { JsonSchema } from './schema-fields.ts';
-import { ErrorBox, Loading, Status, isTerminal } from './ui.tsx';
+import { ErrorBox, Loading, Status } from './ui.tsx';
 
 interface Watched {
   id: string;
   endpoint: string;
-  status: string;
+  status: JobState;
   progress: unknown;
   chunks: unknown[];
   output: unknown;
@@ -77,7 +78,7 @@ export function RunPage({ query }: { query: URLSearchParams }) {
     const row = m.data.jobs.find((j) => j.id === job.id);
     if (!row) return;
     setJob((prev) =>
-      prev && prev.id === row.id && !isTerminal(prev.status)
+      prev && prev.id === row.id && !isTerminalState(prev.status)
         ? { ...prev, status: row.status, delayTime: row.delayTime, executionTime: row.executionTime, error: row.error ?? prev.error }
         : prev,
     );
@@ -123,9 +124,9 @@ export function RunPage({ query }: { query: URLSearchParams }) {
     // Chunks as they come (a job that does not stream ends with none).
     void (async () => {
       try {
-        for await (const chunk of ep.stream(id, { signal, onProgress: (p) => alive(id) && setJob((prev) => (prev && prev.id === id ? { ...prev, progress: p, status: isTerminal(prev.status) ? prev.status : 'IN_PROGRESS' } : prev)) })) {
+        for await (const chunk of ep.stream(id, { signal, onProgress: (p) => alive(id) && setJob((prev) => (prev && prev.id === id ? { ...prev, progress: p, status: isTerminalState(prev.status) ? prev.status : 'IN_PROGRESS' } : prev)) })) {
           if (!alive(id)) return;
-          setJob((prev) => (prev && prev.id === id ? { ...prev, chunks: [...prev.chunks, chunk].slice(-500), status: isTerminal(prev.status) ? prev.status : 'IN_PROGRESS' } : prev));
+          setJob((prev) => (prev && prev.id === id ? { ...prev, chunks: [...prev.chunks, chunk].slice(-500), status: isTerminalState(prev.status) ? prev.status : 'IN_PROGRESS' } : prev));
         }
       } catch {
         /* the end comes from waitFor */
@@ -134,16 +135,15 @@ export function RunPage({ query }: { query: URLSearchParams }) {
     try {
       const final = await ep.waitFor(id, { signal, onProgress: (p) => alive(id) && update({ progress: p }) });
       if (!alive(id)) return;
-      const f = final as unknown as { status: string; output?: unknown; error?: unknown; delayTime?: number; executionTime?: number };
       setJob((prev) =>
         prev && prev.id === id
           ? {
               ...prev,
-              status: f.status,
-              output: f.output,
-              error: f.error === undefined || f.error === null ? null : typeof f.error === 'string' ? f.error : JSON.stringify(f.error),
-              delayTime: f.delayTime ?? prev.delayTime,
-              executionTime: f.executionTime ?? prev.executionTime,
+              status: final.status,
+              output: final.output,
+              error: final.error ?? null,
+              delayTime: final.delayTime ?? prev.delayTime,
+              executionTime: final.executionTime ?? prev.executionTime,
             }
           : prev,
       );
@@ -248,12 +248,12 @@ export function RunPage({ query }: { query: URLSearchParams }) {
                 {job.id}
               </a>{' '}
               <Status status={job.status} />
-              {!isTerminal(job.status) && <span class="live-dot">live</span>}
+              {!isTerminalState(job.status) && <span class="live-dot">live</span>}
             </p>
             <p class="small muted">
               Delay {formatDuration(job.delayTime)} · execution {formatDuration(job.executionTime)}
             </p>
-            {job.progress !== undefined && !isTerminal(job.status) && (
+            {job.progress !== undefined && !isTerminalState(job.status) && (
               <p>
                 Progress: <code class="mono">{displayJson(job.progress, 120, 0)}</code>
               </p>

@@ -261,7 +261,7 @@ function Field(props: FieldProps) {
 }
 
 /** The fields of an object schema (or of a union at the top). */
-export function Fields({
+function Fields({
   schema,
   root,
   value,

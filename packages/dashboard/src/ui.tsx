@@ -1,12 +1,6 @@
 // Small shared pieces: status text with colour, inline errors, loading notes.
 import type { ComponentChildren } from 'preact';
 
-const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
-
-export function isTerminal(status: string | undefined | null): boolean {
-  return status !== undefined && status !== null && TERMINAL.has(status);
-}
-
 /** A job status as RunPod spells it (the text is the signal; the colour only helps). */
 export function Status({ status, id }: { status: string; id?: string }) {
   return (
@@ -33,6 +27,35 @@ export function Loading({ what }: { what: string }) {
   return <p class="muted">Loading {what}…</p>;
 }
 
-export function Mono({ children }: { children: ComponentChildren }) {
-  return <code class="mono">{children}</code>;
+/**
+ * A data table: a caption, one header row of `columns`, then the rows given as children; when
+ * `empty` is set (there are no rows) it is shown in one full-width row instead.
+ */
+export function Table(props: { class?: string; caption: ComponentChildren; captionClass?: string; columns: readonly string[]; empty?: string | null; children?: ComponentChildren }) {
+  const { columns, empty } = props;
+  return (
+    <table class={props.class ? `table ${props.class}` : 'table'}>
+      <caption class={props.captionClass}>{props.caption}</caption>
+      <thead>
+        <tr>
+          {columns.map((column) => (
+            <th scope="col" key={column}>
+              {column}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>
+        {empty ? (
+          <tr>
+            <td colSpan={columns.length} class="muted">
+              {empty}
+            </td>
+          </tr>
+        ) : (
+          props.children
+        )}
+      </tbody>
+    </table>
+  );
 }

@@ -6,17 +6,11 @@ import { api, describeError, seg } from './api.ts';
 import { formatAgo, formatDuration, formatTime } from './format.ts';
 import { useAdminEvents, useLoad, useNow, useThrottled } from './hooks.ts';
 import { jobHref } from './router.ts';
-import { ErrorBox, Loading } from './ui.tsx';
+import { ErrorBox, Loading, Table } from './ui.tsx';
 
 /** Lines a log tail keeps. */
 const TAIL = 300;
-
-/** The worker as sent, tolerant of older gateways (`jobs` for `currentJobs`, no `setupMs`). */
-function currentJobs(w: WorkerView): string[] {
-  const legacy = (w as unknown as { jobs?: unknown }).jobs;
-  if (Array.isArray(w.currentJobs)) return w.currentJobs;
-  return Array.isArray(legacy) ? (legacy as string[]) : [];
-}
+const WORKER_COLUMNS = ['Worker', 'State', 'Uptime', 'Cold start (spawn → ready)', 'Setup', 'Last ping', 'Current job', 'Log'];
 
 /** Reads log lines after `after` until the end (or `maxPages`), keeping the last TAIL. */
 export async function readLogTail(query: string, after: number, signal?: AbortSignal, maxPages = 20): Promise<{ lines: LogLineView[]; next: number }> {
@@ -51,9 +45,9 @@ export function LogLines({ lines, label }: { lines: LogLineView[]; label: string
 }
 
 function WorkerLogs({ endpoint, workerId, live }: { endpoint: string; workerId: string; live: number }) {
-  const [state, setState] = useState<{ lines: LogLineView[]; next: number }>({ lines: [], next: 0 });
+  // null until the first read answers.
+  const [lines, setLines] = useState<LogLineView[] | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [loaded, setLoaded] = useState(false);
   const nextRef = useRef(0);
   useEffect(() => {
     const controller = new AbortController();
@@ -62,9 +56,8 @@ function WorkerLogs({ endpoint, workerId, live }: { endpoint: string; workerId: 
         // A read overtaken by a newer one (its cursor was taken before this one moved it): drop it, or its lines would show twice.
         if (controller.signal.aborted) return;
         nextRef.current = r.next;
-        setState((prev) => ({ lines: prev.lines.concat(r.lines).slice(-TAIL), next: r.next }));
+        setLines((prev) => (prev ?? []).concat(r.lines).slice(-TAIL));
         setError(null);
-        setLoaded(true);
       },
       (err: unknown) => {
         if (!controller.signal.aborted) setError(describeError(err));
@@ -73,8 +66,8 @@ function WorkerLogs({ endpoint, workerId, live }: { endpoint: string; workerId: 
     return () => controller.abort();
   }, [endpoint, workerId, live]);
   if (error) return <ErrorBox>Could not load the logs: {error}</ErrorBox>;
-  if (!loaded) return <Loading what="logs" />;
-  return <LogLines lines={state.lines} label={`Log of worker ${workerId}`} />;
+  if (lines === null) return <Loading what="logs" />;
+  return <LogLines lines={lines} label={`Log of worker ${workerId}`} />;
 }
 
 export function WorkersPanel({ endpoint }: { endpoint: string }) {
@@ -104,67 +97,52 @@ export function WorkersPanel({ endpoint }: { endpoint: string }) {
       {!workers.data && !workers.error && <Loading what="workers" />}
       {workers.data && list.length === 0 && <p class="muted">No workers running (they start when jobs arrive, up to the endpoint's maximum).</p>}
       {list.length > 0 && (
-        <table class="table">
-          <caption class="sr-only">Workers of {endpoint}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Worker</th>
-              <th scope="col">State</th>
-              <th scope="col">Uptime</th>
-              <th scope="col">Cold start (spawn → ready)</th>
-              <th scope="col">Setup</th>
-              <th scope="col">Last ping</th>
-              <th scope="col">Current job</th>
-              <th scope="col">Log</th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.map((w) => {
-              const jobs = currentJobs(w);
-              const uptime = w.startedAt ? now - w.startedAt : w.uptimeMs;
-              return (
-                <Fragment key={w.workerId}>
-                  <tr data-worker-id={w.workerId}>
-                    <td class="mono">{w.workerId}</td>
-                    <td>
-                      <span class={`worker-state worker-${w.state}`}>{w.state}</span>
-                      {w.unhealthy && (
-                        <div class="small error-text">
-                          {w.unhealthy.check}: {w.unhealthy.reason}
-                        </div>
-                      )}
-                    </td>
-                    <td>{formatDuration(uptime)}</td>
-                    <td>{w.coldStartMs === null ? 'not ready yet' : formatDuration(w.coldStartMs)}</td>
-                    <td>{formatDuration(w.setupMs ?? null)}</td>
-                    <td>{formatAgo(w.lastPingAt, now)}</td>
-                    <td>
-                      {jobs.length === 0
-                        ? '—'
-                        : jobs.map((id) => (
-                            <a class="mono" href={jobHref(id, endpoint)} key={id}>
-                              {id}
-                            </a>
-                          ))}
-                    </td>
-                    <td>
-                      <button type="button" class="small" aria-expanded={open === w.workerId} onClick={() => setOpen(open === w.workerId ? null : w.workerId)}>
-                        {open === w.workerId ? 'Hide log' : 'Show log'}
-                      </button>
+        <Table caption={`Workers of ${endpoint}`} captionClass="sr-only" columns={WORKER_COLUMNS}>
+          {list.map((w) => {
+            const jobs = w.currentJobs;
+            const uptime = w.startedAt ? now - w.startedAt : w.uptimeMs;
+            return (
+              <Fragment key={w.workerId}>
+                <tr data-worker-id={w.workerId}>
+                  <td class="mono">{w.workerId}</td>
+                  <td>
+                    <span class={`worker-state worker-${w.state}`}>{w.state}</span>
+                    {w.unhealthy && (
+                      <div class="small error-text">
+                        {w.unhealthy.check}: {w.unhealthy.reason}
+                      </div>
+                    )}
+                  </td>
+                  <td>{formatDuration(uptime)}</td>
+                  <td>{w.coldStartMs === null ? 'not ready yet' : formatDuration(w.coldStartMs)}</td>
+                  <td>{formatDuration(w.setupMs)}</td>
+                  <td>{formatAgo(w.lastPingAt, now)}</td>
+                  <td>
+                    {jobs.length === 0
+                      ? '—'
+                      : jobs.map((id) => (
+                          <a class="mono" href={jobHref(id, endpoint)} key={id}>
+                            {id}
+                          </a>
+                        ))}
+                  </td>
+                  <td>
+                    <button type="button" class="small" aria-expanded={open === w.workerId} onClick={() => setOpen(open === w.workerId ? null : w.workerId)}>
+                      {open === w.workerId ? 'Hide log' : 'Show log'}
+                    </button>
+                  </td>
+                </tr>
+                {open === w.workerId && (
+                  <tr class="log-row">
+                    <td colSpan={WORKER_COLUMNS.length}>
+                      <WorkerLogs endpoint={endpoint} workerId={w.workerId} live={tick} />
                     </td>
                   </tr>
-                  {open === w.workerId && (
-                    <tr class="log-row">
-                      <td colSpan={8}>
-                        <WorkerLogs endpoint={endpoint} workerId={w.workerId} live={tick} />
-                      </td>
-                    </tr>
-                  )}
-                </Fragment>
-              );
-            })}
-          </tbody>
-        </table>
+                )}
+              </Fragment>
+            );
+          })}
+        </Table>
       )}
     </section>
   );

@@ -11,7 +11,7 @@ export type {
 } from './define-worker.ts';
 export { runWorker, runWorkerAsMain } from './run-worker.ts';
 export type { RunWorkerOptions } from './run-worker.ts';
-export { describeInput, describeLine, DESCRIBE_ENV, DESCRIBE_TARGETS } from './describe-input.ts';
+export { describeInput, DESCRIBE_ENV } from './describe-input.ts';
 export type { InputDescription } from './describe-input.ts';
 export { readWorkerEnvironment, WORKER_USAGE, DEFAULT_PING_INTERVAL_MS } from './worker-env.ts';
 export type { WorkerEnvironment, WorkerMode } from './worker-env.ts';
@@ -19,7 +19,8 @@ export { ManualClock, realClock } from '@kiln/protocol';
 export type { Clock } from '@kiln/protocol';
 export { createLogger, LOG_LEVELS } from './log.ts';
 export type { Logger, LogLevel, LogSink } from './log.ts';
-export { isValidOverlap, nearestValidOverlaps, overlapRuleMessage, overlapWeight, planChunks, type ChunkPlanOptions, type ChunkSpan } from './chunk-plan.ts';
+export { isValidOverlap, overlapRuleMessage, overlapWeight, planChunks } from './chunk-plan.ts';
+export type { ChunkPlanOptions, ChunkSpan } from './chunk-plan.ts';
 export { resolveJobUrls, appendQuery } from './job-urls.ts';
 export type { JobUrls, JobUrlTemplates } from './job-urls.ts';
 export { LOOP_TIMINGS } from './job-loop.ts';
