@@ -72,16 +72,7 @@ export function createModelsAccess(options: ModelsAccessOptions): DashboardModel
   const { config, settings } = options;
   const clock = options.clock ?? realClock;
   const interval = options.progressIntervalMs ?? PULL_PROGRESS_INTERVAL_MS;
-  const store =
-    options.store ??
-    new ModelStore({
-      manifest: parseManifest(config.models, { baseDir: config.baseDir }),
-      volume: settings.volume,
-      lockfile: settings.lockfile,
-      hub: settings.hub,
-      s3: settings.s3,
-      concurrency: settings.concurrency,
-    });
+  const store = options.store ?? ModelStore.fromSettings(settings, { manifest: parseManifest(config.models, { baseDir: config.baseDir }) });
   const flights = new Map<string, Flight>();
   const errors = new Map<string, string>();
   /** The last status read per model: progress views reuse it instead of `stat`ing the volume 10 times a second. */

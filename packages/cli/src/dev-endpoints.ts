@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { GatewayConfig } from '@kiln/gateway';
+import { TEST_INPUT_FILE, type GatewayConfig } from '@kiln/gateway';
 
 /** The request body used when an endpoint's worker folder has no `test_input.json`. */
 export const EMPTY_REQUEST = '{"input":{}}';
@@ -16,29 +16,30 @@ export interface EndpointUsage {
   readonly url: string;
   /** A `/runsync` call with the worker's `test_input.json` (or {@link EMPTY_REQUEST}). */
   readonly curl: string;
-  /** Where the body came from: the test_input.json path, or why it was not used. */
-  readonly bodyFrom: string;
+  /** Why the worker's `test_input.json` was not used although it exists (it is not JSON); undefined otherwise. */
+  readonly problem: string | undefined;
 }
 
 /**
  * A request body from `test_input.json` in the worker's folder, compacted to one line, or
- * {@link EMPTY_REQUEST} when the file is absent or not JSON (the reason is in `from`).
+ * {@link EMPTY_REQUEST} when the file is absent or not JSON (then `problem` says so). `file` is set
+ * when the file holds a whole request, so that it can be sent as it is.
  */
-export async function readTestInput(workerCwd: string): Promise<{ body: string; from: string; file?: string }> {
-  const file = path.join(workerCwd, 'test_input.json');
+async function requestBody(workerCwd: string): Promise<{ body: string; file?: string; problem?: string }> {
+  const file = path.join(workerCwd, TEST_INPUT_FILE);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch {
-    return { body: EMPTY_REQUEST, from: 'no test_input.json' };
+    return { body: EMPTY_REQUEST };
   }
   try {
     const parsed: unknown = JSON.parse(text);
     // RunPod's test_input.json is the whole request ({ input: … }); a bare object is taken as the input.
-    if (typeof parsed === 'object' && parsed !== null && 'input' in parsed) return { body: JSON.stringify(parsed), from: file, file };
-    return { body: JSON.stringify({ input: parsed }), from: file };
+    if (typeof parsed === 'object' && parsed !== null && 'input' in parsed) return { body: JSON.stringify(parsed), file };
+    return { body: JSON.stringify({ input: parsed }) };
   } catch (error) {
-    return { body: EMPTY_REQUEST, from: `${file} is not JSON (${error instanceof Error ? error.message : String(error)})` };
+    return { body: EMPTY_REQUEST, problem: `${file} is not JSON (${error instanceof Error ? error.message : String(error)})` };
   }
 }
 
@@ -56,12 +57,12 @@ function shellQuote(text: string): string {
 export async function describeEndpoints(config: GatewayConfig, baseUrl: string, cwd: string = process.cwd()): Promise<EndpointUsage[]> {
   return Promise.all(
     Object.entries(config.endpoints).map(async ([endpoint, settings]) => {
-      const { body, from, file } = await readTestInput(settings.worker.cwd);
+      const { body, file, problem } = await requestBody(settings.worker.cwd);
       const url = `${baseUrl}/v2/${endpoint}`;
       const auth = config.gateway.apiKeys.length > 0 ? ` -H 'authorization: Bearer <api key>'` : '';
       // A file that already holds the whole request can be sent as it is (e.g. a video inline as base64).
       const data = file !== undefined && body.length > MAX_INLINE_BODY_CHARS ? shellQuote(`@${path.relative(cwd, file)}`) : shellQuote(body);
-      return { endpoint, url, curl: `curl -s -X POST ${url}/runsync -H 'content-type: application/json'${auth} -d ${data}`, bodyFrom: from };
+      return { endpoint, url, curl: `curl -s -X POST ${url}/runsync -H 'content-type: application/json'${auth} -d ${data}`, problem };
     }),
   );
 }

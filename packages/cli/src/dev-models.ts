@@ -67,7 +67,7 @@ export async function checkEndpointModels(config: GatewayConfig, options: ModelC
 
   const checks: ModelCheck[] = [];
   for (const [volume, models] of byVolume) {
-    const store = new ModelStore({ manifest, volume, lockfile: settings.lockfile, hub: settings.hub, s3: settings.s3, concurrency: settings.concurrency });
+    const store = ModelStore.fromSettings({ ...settings, volume }, { manifest });
     // Which models read or fetched anything: a model verified by its record emits no event at all.
     const touched = new Set<string>();
     const report = await store.pull([...models.keys()], {

@@ -1,27 +1,11 @@
 import { UnexpectedResponseError, httpErrorFrom } from '@kiln/client';
-import type { JobState } from '@kiln/client';
+import type { ListedJob, LogLineView } from '@kiln/protocol';
 
 /** Where the gateway is and how to authenticate. */
 export interface GatewayTarget {
   /** The gateway's root URL, without a trailing slash (`http://127.0.0.1:8080`). */
   readonly url: string;
   readonly apiKey: string | undefined;
-}
-
-/** One job of `GET /kiln/v1/endpoints/:endpoint/jobs` (times in epoch ms, null where unknown). */
-export interface ListedJob {
-  id: string;
-  status: JobState;
-  createdAt: number;
-  takenAt?: number | null;
-  finishedAt?: number | null;
-  workerId?: string | null;
-  attempts?: number;
-  retries?: number;
-  delayTime?: number | null;
-  executionTime?: number | null;
-  error?: string | null;
-  [key: string]: unknown;
 }
 
 /** A page of the job listing; `next` is the cursor of the following page, null on the last. */
@@ -38,19 +22,9 @@ export interface JobListQuery {
   cursor?: string | undefined;
 }
 
-/** One captured worker log line. */
-export interface WorkerLogLine {
-  seq: number;
-  workerId: string;
-  jobId: string | null;
-  stream: 'stdout' | 'stderr';
-  time: number;
-  line: string;
-}
-
 /** A page of log lines; `next` is the `after` of the following request. */
 export interface LogPage {
-  lines: WorkerLogLine[];
+  lines: LogLineView[];
   next: number;
 }
 

@@ -1,13 +1,13 @@
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
-import { styleText } from 'node:util';
 import { dashboardDir } from '@kiln/dashboard';
 import { Gateway, loadConfig, type GatewayConfig, type GatewayLogger, type LogLine } from '@kiln/gateway';
 import { readModelsSettings, type ModelsSettings, type PullEvent } from '@kiln/models';
 import { createModelsAccess, type DashboardModels } from './dashboard-models.ts';
-import { describeDashboard, describeEndpoints } from './dev-endpoints.ts';
+import { describeDashboard, describeEndpoints, EMPTY_REQUEST } from './dev-endpoints.ts';
 import { checkEndpointModels, formatModelCheck, type ModelCheck } from './dev-models.ts';
 import { PullProgress } from './models-progress.ts';
+import { painter, parseJsonLogLine, useColor } from './terminal.ts';
 
 /** Options shared by `kiln serve` and `kiln dev`. */
 export interface GatewayCommandOptions {
@@ -15,8 +15,6 @@ export interface GatewayCommandOptions {
   port?: string;
   host?: string;
 }
-
-const useColor = (env: Record<string, string | undefined>) => env['NO_COLOR'] === undefined && process.stderr.isTTY === true;
 
 /** `kiln serve` logs: one JSON line per message on stderr, as the gateway's own. */
 const jsonLogger: GatewayLogger = {
@@ -59,8 +57,7 @@ export async function serveCommand(options: GatewayCommandOptions, env: Record<s
  */
 export async function devCommand(options: GatewayCommandOptions, env: Record<string, string | undefined>): Promise<number> {
   const config = loadConfigWithOverrides(options, env);
-  const color = useColor(env);
-  const paint = (style: Parameters<typeof styleText>[0], text: string) => (color ? styleText(style, text) : text);
+  const paint = painter(useColor(process.stderr, env));
   const time = () => new Date().toISOString().slice(11, 19);
   const log: GatewayLogger = {
     info: (m: string) => process.stderr.write(`${paint('gray', time())} ${paint('cyan', 'gateway')}  ${m}\n`),
@@ -86,6 +83,7 @@ export async function devCommand(options: GatewayCommandOptions, env: Record<str
       const missing = checks.filter((c) => (c.state === 'manual' || c.state === 'failed') && c.endpoints.includes(usage.endpoint)).map((c) => c.model);
       process.stderr.write(`  ${paint('cyan', usage.endpoint.padEnd(width))}  ${usage.url}${missing.length > 0 ? paint('yellow', `  (jobs will fail until ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} installed)`) : ''}\n`);
       process.stderr.write(`    ${usage.curl}\n`);
+      if (usage.problem !== undefined) process.stderr.write(`    ${paint('yellow', `(${usage.problem}: the curl sends ${EMPTY_REQUEST})`)}\n`);
     }
     process.stderr.write(`kiln dev: ready${modelsSummary(checks)}; Ctrl-C stops the workers and the gateway\n`);
   }, () => models.access?.close());
@@ -249,18 +247,7 @@ async function runUntilSignal(
 
 /** One worker log line for people: JSON lines from @kiln/worker or runpod-python become `LEVEL [job] message`. */
 export function humanWorkerLine(line: LogLine): string {
-  const text = line.line;
-  if (text.startsWith('{')) {
-    try {
-      const parsed = JSON.parse(text) as Record<string, unknown>;
-      if (typeof parsed['message'] === 'string') {
-        const level = typeof parsed['level'] === 'string' ? parsed['level'] : 'INFO';
-        const job = typeof parsed['requestId'] === 'string' ? ` [${parsed['requestId']}]` : '';
-        return `${level}${job} ${parsed['message']}`;
-      }
-    } catch {
-      // not JSON after all: shown as it is
-    }
-  }
-  return line.stream === 'stderr' ? `stderr: ${text}` : text;
+  const parsed = parseJsonLogLine(line.line);
+  if (parsed !== undefined) return `${parsed.level}${parsed.jobId === undefined ? '' : ` [${parsed.jobId}]`} ${parsed.message}`;
+  return line.stream === 'stderr' ? `stderr: ${line.line}` : line.line;
 }

@@ -58,15 +58,14 @@ export function registerJobCommands(program: Command, io: CommandIo, done: (code
       .option('--limit <n>', 'jobs per page (gateway default 50)')
       .option('--cursor <cursor>', 'the page after the one that printed this cursor'),
   ).action((endpoint: string, options) => guarded(options, (c) => c.listCommand(endpoint, options, io)));
-  withConnection(jobs.command('status').description("a job's status object").argument('<endpoint>', 'the endpoint id').argument('<id>', 'the job id')).action(
-    (endpoint: string, id: string, options) => guarded(options, (c) => c.statusCommand(endpoint, id, options, io)),
-  );
-  withConnection(jobs.command('cancel').description('cancel a queued or running job').argument('<endpoint>', 'the endpoint id').argument('<id>', 'the job id')).action(
-    (endpoint: string, id: string, options) => guarded(options, (c) => c.transitionCommand('cancel', endpoint, id, options, io)),
-  );
-  withConnection(
-    jobs.command('retry').description('queue a FAILED or TIMED_OUT job again, same id').argument('<endpoint>', 'the endpoint id').argument('<id>', 'the job id'),
-  ).action((endpoint: string, id: string, options) => guarded(options, (c) => c.transitionCommand('retry', endpoint, id, options, io)));
+  // status, cancel and retry name one job: `<endpoint> <id>`.
+  const jobCommand = (name: string, description: string, action: (c: Awaited<ReturnType<typeof load>>, endpoint: string, id: string, options: ConnectionOptions) => Promise<number>) =>
+    withConnection(jobs.command(name).description(description).argument('<endpoint>', 'the endpoint id').argument('<id>', 'the job id')).action(
+      (endpoint: string, id: string, options: ConnectionOptions) => guarded(options, (c) => action(c, endpoint, id, options)),
+    );
+  jobCommand('status', "a job's status object", (c, endpoint, id, options) => c.statusCommand(endpoint, id, options, io));
+  jobCommand('cancel', 'cancel a queued or running job', (c, endpoint, id, options) => c.transitionCommand('cancel', endpoint, id, options, io));
+  jobCommand('retry', 'queue a FAILED or TIMED_OUT job again, same id', (c, endpoint, id, options) => c.transitionCommand('retry', endpoint, id, options, io));
 
   withConnection(
     program

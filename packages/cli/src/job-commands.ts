@@ -2,9 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { JobFailedError, KilnHttpError, UnexpectedResponseError, kiln, summarizeJobError } from '@kiln/client';
 import type { FinishedJob, JobStatus, KilnEndpoint, RunOptions } from '@kiln/client';
+import type { LogLineView } from '@kiln/protocol';
 import { listJobs, readLogs } from './gateway-admin.ts';
-import type { GatewayTarget, WorkerLogLine } from './gateway-admin.ts';
-import { ProgressDisplay, formatClock, formatDuration, formatTable, formatTime, painter, statusStyle, truncate, useColor } from './terminal.ts';
+import type { GatewayTarget } from './gateway-admin.ts';
+import { ProgressDisplay, formatClock, formatDuration, formatTable, formatTime, painter, parseJsonLogLine, statusStyle, truncate, useColor } from './terminal.ts';
 import type { CommandIo } from './terminal.ts';
 import { DEFAULT_GATEWAY_URL } from './job-cli.ts';
 import type { ConnectionOptions } from './job-cli.ts';
@@ -234,22 +235,11 @@ export async function logsCommand(endpointName: string, options: LogsCommandOpti
 }
 
 /** One worker log line for people: time, worker, and for JSON lines `LEVEL [job] message`. */
-export function formatLogLine(line: WorkerLogLine, paint: ReturnType<typeof painter>): string {
+export function formatLogLine(line: LogLineView, paint: ReturnType<typeof painter>): string {
   const time = formatClock(line.time);
-  let text = line.line;
-  let job = line.jobId;
-  if (text.startsWith('{')) {
-    try {
-      const parsed = JSON.parse(text) as Record<string, unknown>;
-      if (typeof parsed['message'] === 'string') {
-        const level = typeof parsed['level'] === 'string' ? parsed['level'] : 'INFO';
-        if (typeof parsed['requestId'] === 'string') job = parsed['requestId'];
-        text = `${level} ${parsed['message']}`;
-      }
-    } catch {
-      // not JSON after all: shown as it is
-    }
-  }
+  const parsed = parseJsonLogLine(line.line);
+  const text = parsed === undefined ? line.line : `${parsed.level} ${parsed.message}`;
+  const job = parsed?.jobId ?? line.jobId;
   const jobPart = job ? ` ${paint('cyan', `[${job}]`)}` : '';
   const body = line.stream === 'stderr' ? paint('yellow', text) : text;
   return `${paint('gray', time)} ${paint('magenta', line.workerId)}${jobPart} ${body}`;

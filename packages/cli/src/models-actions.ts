@@ -12,8 +12,9 @@ import {
   type ModelStatus,
   type PushTarget,
 } from '@kiln/models';
-import type { ModelsCommonOptions, ModelsIo, PullCommandOptions, PushCommandOptions } from './models-commands.ts';
+import type { ModelsCommonOptions, PullCommandOptions, PushCommandOptions } from './models-commands.ts';
 import { PullProgress } from './models-progress.ts';
+import type { CommandIo } from './terminal.ts';
 
 interface Opened {
   readonly store: ModelStore;
@@ -21,7 +22,7 @@ interface Opened {
   readonly config: LoadedConfig;
 }
 
-function open(options: ModelsCommonOptions & { concurrency?: number }, io: ModelsIo): Opened {
+function open(options: ModelsCommonOptions & { concurrency?: number }, io: CommandIo): Opened {
   const settings = readModelsSettings(io.env, {
     ...(options.volume === undefined ? {} : { volume: options.volume }),
     ...(options.config === undefined ? {} : { config: options.config }),
@@ -31,19 +32,12 @@ function open(options: ModelsCommonOptions & { concurrency?: number }, io: Model
     throw new ManifestError([], { message: `no ${CONFIG_FILE_NAME} in ${process.cwd()} or its parents: pass --config FILE or set KILN_CONFIG` });
   }
   const config = loadManifestFile(settings.configFile);
-  const store = new ModelStore({
-    manifest: config.manifest,
-    volume: settings.volume,
-    lockfile: settings.lockfile,
-    hub: settings.hub,
-    s3: settings.s3,
-    concurrency: settings.concurrency,
-  });
+  const store = ModelStore.fromSettings(settings, { manifest: config.manifest });
   return { store, settings, config };
 }
 
 /** Aborts on Ctrl-C (the first one): downloads stop and keep their `.part` files; the command then exits 130. */
-function interruptible(io: ModelsIo): { signal: AbortSignal; dispose: () => void } {
+function interruptible(io: CommandIo): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
   const onSignal = () => {
     io.stderr.write('interrupted: partial downloads are kept; run the same command to resume\n');
@@ -58,7 +52,7 @@ function message(error: unknown): string {
 }
 
 /** `kiln models pull [NAME…]`. */
-export async function pullCommand(names: string[], options: PullCommandOptions, io: ModelsIo): Promise<number> {
+export async function pullCommand(names: string[], options: PullCommandOptions, io: CommandIo): Promise<number> {
   const { store, settings, config } = open(options, io);
   const wanted = [...names];
   if (options.endpoint !== undefined) {
@@ -111,7 +105,7 @@ export async function pullCommand(names: string[], options: PullCommandOptions, 
 }
 
 /** `kiln models ls [NAME…]`. */
-export async function lsCommand(names: string[], options: ModelsCommonOptions & { json?: boolean }, io: ModelsIo): Promise<number> {
+export async function lsCommand(names: string[], options: ModelsCommonOptions & { json?: boolean }, io: CommandIo): Promise<number> {
   const { store, settings, config } = open(options, io);
   const statuses = await store.status(names);
   if (options.json === true) {
@@ -148,12 +142,15 @@ function table(header: string[], rows: string[][]): string {
 }
 
 /** `kiln models verify [NAME…]`. */
-export async function verifyCommand(names: string[], options: ModelsCommonOptions, io: ModelsIo): Promise<number> {
+export async function verifyCommand(names: string[], options: ModelsCommonOptions, io: CommandIo): Promise<number> {
   const { store, config } = open(options, io);
   const { signal, dispose } = interruptible(io);
   let reports;
   try {
     reports = await store.verify(names, { signal });
+  } catch (error) {
+    if (signal.aborted) return 130;
+    throw error;
   } finally {
     dispose();
   }
@@ -181,7 +178,7 @@ export async function verifyCommand(names: string[], options: ModelsCommonOption
 }
 
 /** `kiln models gc`. */
-export async function gcCommand(options: ModelsCommonOptions & { dryRun?: boolean }, io: ModelsIo): Promise<number> {
+export async function gcCommand(options: ModelsCommonOptions & { dryRun?: boolean }, io: CommandIo): Promise<number> {
   const { store } = open(options, io);
   const report = await store.gc({ dryRun: options.dryRun === true });
   const verb = options.dryRun === true ? 'would remove' : 'removed';
@@ -192,7 +189,7 @@ export async function gcCommand(options: ModelsCommonOptions & { dryRun?: boolea
 }
 
 /** `kiln models add NAME PATH`. */
-export async function addCommand(name: string, from: string, options: ModelsCommonOptions, io: ModelsIo): Promise<number> {
+export async function addCommand(name: string, from: string, options: ModelsCommonOptions, io: CommandIo): Promise<number> {
   const { store, settings } = open(options, io);
   const result = await store.add(name, from, { writeLockfile: true });
   io.stdout.write(`installed ${result.model}: ${result.files} file${result.files === 1 ? '' : 's'}, ${formatBytes(result.bytes)} in ${result.path}${settings.lockfile === undefined ? '' : `; ${path.basename(settings.lockfile)} updated`}\n`);
@@ -200,7 +197,7 @@ export async function addCommand(name: string, from: string, options: ModelsComm
 }
 
 /** `kiln models push [NAME…] --runpod-volume ID --datacenter DC | --s3 s3://bucket/prefix`. */
-export async function pushCommand(names: string[], options: PushCommandOptions, io: ModelsIo): Promise<number> {
+export async function pushCommand(names: string[], options: PushCommandOptions, io: CommandIo): Promise<number> {
   const target = pushTarget(options);
   const { store } = open(options, io);
   const { signal, dispose } = interruptible(io);
@@ -213,6 +210,9 @@ export async function pushCommand(names: string[], options: PushCommandOptions, 
         else if (e.state === 'skipped') io.stderr.write(`= ${e.model}/${e.path}  already there\n`);
       },
     });
+  } catch (error) {
+    if (signal.aborted) return 130;
+    throw error;
   } finally {
     dispose();
   }

@@ -1,11 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-
-/** Where `kiln models` writes, and the environment it reads settings from. */
-export interface ModelsIo {
-  readonly stdout: { write(text: string): unknown; readonly isTTY?: boolean | undefined; readonly columns?: number | undefined };
-  readonly stderr: { write(text: string): unknown; readonly isTTY?: boolean | undefined; readonly columns?: number | undefined };
-  readonly env: Readonly<Record<string, string | undefined>>;
-}
+import type { CommandIo } from './terminal.ts';
 
 /** Options every `kiln models` command takes. */
 export interface ModelsCommonOptions {
@@ -45,7 +39,7 @@ ID and an S3 API key secret).`;
  * @example
  * registerModelsCommands(program, { stdout: process.stdout, stderr: process.stderr, env: process.env }, (code) => (exitCode = code));
  */
-export function registerModelsCommands(program: Command, io: ModelsIo, setExitCode: (code: number) => void): void {
+export function registerModelsCommands(program: Command, io: CommandIo, setExitCode: (code: number) => void): void {
   const models = program
     .command('models')
     .description('model weights on volumes: pull them (verified, resumable), list, verify, clean up, install by hand, push to RunPod')

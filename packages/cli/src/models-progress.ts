@@ -1,7 +1,6 @@
-import { styleText } from 'node:util';
 import cliProgress from 'cli-progress';
 import { formatBytes, type PullEvent } from '@kiln/models';
-import type { ModelsIo } from './models-commands.ts';
+import { painter, useColor, type CommandIo } from './terminal.ts';
 
 /** Time source for speeds (replaceable in tests). */
 export type Now = () => number;
@@ -19,17 +18,16 @@ interface FileTrack {
  * resolved to, each finished file with its speed, and waits for another process's lock.
  */
 export class PullProgress {
-  readonly #io: ModelsIo;
+  readonly #io: CommandIo;
   readonly #now: Now;
   readonly #bars: cliProgress.MultiBar | undefined;
   readonly #files = new Map<string, FileTrack>();
-  readonly #color: boolean;
+  readonly #paint: ReturnType<typeof painter>;
 
-  constructor(io: ModelsIo, now: Now = () => performance.now()) {
+  constructor(io: CommandIo, now: Now = () => performance.now()) {
     this.#io = io;
     this.#now = now;
-    const noColor = io.env['NO_COLOR'];
-    this.#color = io.stderr.isTTY === true && (noColor === undefined || noColor === '');
+    this.#paint = painter(useColor(io.stderr, io.env));
     if (io.stderr.isTTY === true) {
       this.#bars = new cliProgress.MultiBar({
         stream: io.stderr as NodeJS.WritableStream,
@@ -92,9 +90,5 @@ export class PullProgress {
   #line(text: string): void {
     if (this.#bars !== undefined) this.#bars.log(`${text}\n`);
     else this.#io.stderr.write(`${text}\n`);
-  }
-
-  #paint(style: Parameters<typeof styleText>[0], text: string): string {
-    return this.#color ? styleText(style, text, { validateStream: false }) : text;
   }
 }

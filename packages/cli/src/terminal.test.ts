@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ProgressDisplay, formatDuration, formatTable, painter, progressFraction, truncate, useColor } from './terminal.ts';
+import { humanWorkerLine } from './gateway-commands.ts';
+import { formatLogLine } from './job-commands.ts';
+import { ProgressDisplay, formatDuration, formatTable, painter, parseJsonLogLine, progressFraction, truncate, useColor } from './terminal.ts';
 
 const ANSI = /\u001b\[/;
 
@@ -55,4 +57,19 @@ test('durations and truncation for people', () => {
   assert.equal(formatDuration(200_000), '3 min 20 s');
   assert.equal(truncate('line one\n  line two', 100), 'line one line two');
   assert.equal(truncate('abcdef', 4), 'abc…');
+});
+
+test('JSON worker log lines read as LEVEL [job] message, in kiln logs and in kiln dev alike; other lines as they are', () => {
+  assert.deepEqual(parseJsonLogLine('{"level":"WARN","message":"slow","requestId":"j1"}'), { level: 'WARN', message: 'slow', jobId: 'j1' });
+  assert.deepEqual(parseJsonLogLine('{"message":"hi"}'), { level: 'INFO', message: 'hi', jobId: undefined });
+  assert.equal(parseJsonLogLine('{"msg":"no message key"}'), undefined);
+  assert.equal(parseJsonLogLine('{not json'), undefined);
+  assert.equal(parseJsonLogLine('plain text'), undefined);
+
+  const json = { seq: 1, endpoint: 'echo', jobId: null, time: 0, workerId: 'w1', stream: 'stdout' as const, line: '{"level":"WARN","message":"slow","requestId":"j1"}' };
+  assert.match(formatLogLine(json, painter(false)), / w1 \[j1\] WARN slow$/);
+  assert.equal(humanWorkerLine(json), 'WARN [j1] slow');
+  const plain = { seq: 2, endpoint: 'echo', jobId: null, time: 0, workerId: 'w1', stream: 'stderr' as const, line: '{oops' };
+  assert.match(formatLogLine({ ...plain, jobId: 'j2' }, painter(false)), / w1 \[j2\] \{oops$/);
+  assert.equal(humanWorkerLine(plain), 'stderr: {oops');
 });

@@ -99,6 +99,36 @@ function pad2(n: number): string {
   return String(n).padStart(2, '0');
 }
 
+/** A worker's JSON log line, as @kiln/worker and runpod-python write them. */
+export interface JsonLogLine {
+  /** `level`, `INFO` when the line has none. */
+  readonly level: string;
+  readonly message: string;
+  /** `requestId`: the job the line is about, when the line says. */
+  readonly jobId: string | undefined;
+}
+
+/**
+ * Reads a worker log line written as JSON with a string `message`; undefined for any other line
+ * (plain text, or JSON of another shape), which is then shown as it is.
+ *
+ * @example
+ * parseJsonLogLine('{"level":"WARN","message":"slow","requestId":"j1"}'); // { level: 'WARN', message: 'slow', jobId: 'j1' }
+ */
+export function parseJsonLogLine(text: string): JsonLogLine | undefined {
+  if (!text.startsWith('{')) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const { level, message, requestId } = parsed as Record<string, unknown>;
+  if (typeof message !== 'string') return undefined;
+  return { level: typeof level === 'string' ? level : 'INFO', message, jobId: typeof requestId === 'string' ? requestId : undefined };
+}
+
 /** Cuts `text` to `max` characters, marking the cut with `…`; line breaks become spaces. */
 export function truncate(text: string, max: number): string {
   const flat = text.replace(/\s*\n\s*/g, ' ');
@@ -149,7 +179,7 @@ function clamp01(n: number): number {
 }
 
 /** A progress value as one short line: strings as they are, anything else as compact JSON. */
-export function progressLabel(value: unknown, max = 60): string {
+function progressLabel(value: unknown, max = 60): string {
   return truncate(typeof value === 'string' ? value : JSON.stringify(value) ?? String(value), max);
 }
 

@@ -43,14 +43,19 @@ export async function requestJson(transport: Transport, request: TransportReques
   const link = new LinkedSignal(transport.clock, request.signal, timeoutFor(transport, request));
   try {
     const response = await send(transport, request, link.signal, 'application/json');
-    const text = await response.text();
-    try {
-      return JSON.parse(text) as unknown;
-    } catch (cause) {
-      throw new UnexpectedResponseError(request.url, response.status, text, 'the body is not JSON', { cause });
-    }
+    return await readJsonBody(response, request.url);
   } finally {
     link.dispose();
+  }
+}
+
+/** Reads a 2xx response's body as JSON; {@link UnexpectedResponseError} when it is not JSON. */
+export async function readJsonBody(response: Response, url: string): Promise<unknown> {
+  const text = await response.text();
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (cause) {
+    throw new UnexpectedResponseError(url, response.status, text, 'the body is not JSON', { cause });
   }
 }
 

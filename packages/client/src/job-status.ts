@@ -69,6 +69,23 @@ export function outputOf<Output>(job: FinishedJob<Output>): Output {
 }
 
 /**
+ * Calls `onProgress` with the `output` of an IN_PROGRESS job when it differs from the last one it
+ * was called with (status polls see the same update many times); the returned function says
+ * whether it called it.
+ */
+export function progressReporter(onProgress: ((progress: unknown) => void) | undefined): (job: JobStatus<unknown>) => boolean {
+  let last: string | undefined;
+  return function reportProgress(job) {
+    if (!onProgress || job.status !== 'IN_PROGRESS' || job.output === undefined) return false;
+    const key = JSON.stringify(job.output);
+    if (key === last) return false;
+    last = key;
+    onProgress(job.output);
+    return true;
+  };
+}
+
+/**
  * Checks a status object's shape (throws `ProtocolParseError` naming the field) and returns it
  * as it came, extra keys included.
  */

@@ -1,9 +1,9 @@
 import { ProtocolParseError, isTerminalState, parseStreamResponse } from '@kiln/protocol';
 import type { Clock, JobState, StreamResponse } from '@kiln/protocol';
 import { JobFailedError, KilnHttpError, NotFoundError, UnexpectedResponseError, isRecord } from './errors.ts';
-import { openResponse, requestJson } from './http.ts';
+import { openResponse, readJsonBody, requestJson } from './http.ts';
 import type { OpenResponse, Transport } from './http.ts';
-import { isFinished, readJobStatus } from './job-status.ts';
+import { isFinished, progressReporter, readJobStatus } from './job-status.ts';
 import type { FinishedJob, JobStatus } from './job-status.ts';
 import { SseParser, isEventStream } from './sse.ts';
 
@@ -85,7 +85,7 @@ export async function* streamJob<Chunk>(ctx: StreamContext, jobId: string, optio
     if (open && !isEventStream(open.response.headers.get('content-type'))) {
       let body: unknown;
       try {
-        body = await readJson(open.response, url);
+        body = await readJsonBody(open.response, url);
       } finally {
         open.close();
       }
@@ -178,8 +178,8 @@ async function* pollStream<Chunk>(ctx: StreamContext, jobId: string, first: unkn
   const { clock } = ctx.transport;
   const pollMs = options.pollMs ?? STREAM_POLL_MS;
   const url = ctx.url(['stream', jobId]);
+  const reportProgress = progressReporter(onProgress);
   let pause = pollMs;
-  let lastProgress: string | undefined;
   let body = first;
   let askedAt = clock.now();
   for (;;) {
@@ -189,17 +189,7 @@ async function* pollStream<Chunk>(ctx: StreamContext, jobId: string, first: unkn
       if (page.status === 'COMPLETED') return;
       throw new JobFailedError(await finalStatus(ctx, jobId, page.status, signal));
     }
-    if (onProgress) {
-      const job = await ctx.status(jobId, signal);
-      if (job.status === 'IN_PROGRESS' && job.output !== undefined) {
-        const key = JSON.stringify(job.output);
-        if (key !== lastProgress) {
-          lastProgress = key;
-          pause = pollMs;
-          onProgress(job.output);
-        }
-      }
-    }
+    if (onProgress && reportProgress(await ctx.status(jobId, signal))) pause = pollMs;
     if (page.stream.length === 0 && clock.now() - askedAt < pollMs) {
       await clock.sleep(pause, signal);
       signal?.throwIfAborted();
@@ -231,15 +221,6 @@ function reconnectDelay(failures: number, serverRetryMs: number | undefined): nu
 function isTransient(err: unknown): boolean {
   if (err instanceof KilnHttpError) return err.status === 429 || err.status >= 500;
   return !(err instanceof UnexpectedResponseError || err instanceof JobFailedError);
-}
-
-async function readJson(response: Response, url: string): Promise<unknown> {
-  const text = await response.text();
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (cause) {
-    throw new UnexpectedResponseError(url, response.status, text, 'the body is not JSON', { cause });
-  }
 }
 
 function readStreamPage(body: unknown, url: string): StreamResponse {

@@ -1,7 +1,7 @@
 import { CLIENT_LIMITS } from '@kiln/protocol';
 import { NotFoundError } from './errors.ts';
 import type { Transport } from './http.ts';
-import { isFinished } from './job-status.ts';
+import { isFinished, progressReporter } from './job-status.ts';
 import type { FinishedJob, JobStatus } from './job-status.ts';
 
 /** Options of `waitFor()` (and of `runSync()` once its first answer was not final). */
@@ -42,8 +42,8 @@ export async function waitForJob<Output>(ctx: WaitContext, jobId: string, option
   const { min, default: longest } = CLIENT_LIMITS.runsyncWait;
   const holdMs = onProgress ? Math.max(min, pollMs) : longest;
   let useStatusSync = true;
+  const reportProgress = progressReporter(onProgress);
   let pause = pollMs;
-  let lastProgress: string | undefined;
   for (;;) {
     signal?.throwIfAborted();
     const askedAt = clock.now();
@@ -61,15 +61,7 @@ export async function waitForJob<Output>(ctx: WaitContext, jobId: string, option
       job = await ctx.status(jobId, signal);
     }
     if (isFinished(job)) return job as FinishedJob<Output>;
-    let changed = false;
-    if (onProgress && job.status === 'IN_PROGRESS' && job.output !== undefined) {
-      const key = JSON.stringify(job.output);
-      if (key !== lastProgress) {
-        lastProgress = key;
-        changed = true;
-        onProgress(job.output);
-      }
-    }
+    const changed = reportProgress(job);
     const held = clock.now() - askedAt >= holdMs / 2;
     if (useStatusSync && held) {
       pause = pollMs;

@@ -202,13 +202,12 @@ async function downloadOnce(model: string, file: RemoteFile, target: string, par
 }
 
 /** SHA-256 (and size) of a whole file. */
-export async function sha256OfFile(file: string, signal?: AbortSignal, onBytes?: (bytes: number) => void): Promise<{ sha256: string; size: number }> {
+export async function sha256OfFile(file: string, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
   for await (const chunk of createReadStream(file, { highWaterMark: REHASH_CHUNK_BYTES, ...(signal === undefined ? {} : { signal }) })) {
     hash.update(chunk as Buffer);
     size += (chunk as Buffer).length;
-    onBytes?.(size);
   }
   return { sha256: hash.digest('hex'), size };
 }

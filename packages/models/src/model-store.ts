@@ -247,7 +247,7 @@ export class ModelStore {
    * record refreshed (so a copied or touched file counts as verified again); mismatched ones are
    * dropped from the record, so the next `pull` or `ensure` fetches them again.
    */
-  async verify(names?: readonly string[], options: { signal?: AbortSignal; onFile?: (model: string, file: string) => void } = {}): Promise<VerifyReport[]> {
+  async verify(names?: readonly string[], options: { signal?: AbortSignal } = {}): Promise<VerifyReport[]> {
     const lock = await this.#readLock();
     const reports: VerifyReport[] = [];
     for (const spec of this.#specs(names)) {
@@ -261,7 +261,6 @@ export class ModelStore {
       const files: VerifiedFile[] = [];
       const seen = new Map<string, { sha256: string; size: number; mtimeMs: number }>();
       for (const file of expected.files) {
-        options.onFile?.(spec.name, file.path);
         const full = path.join(folder, ...checkRelativePath(file.path, `${spec.name} file list`).split('/'));
         const before = await statOrUndefined(full);
         if (before === undefined) {

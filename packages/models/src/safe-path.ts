@@ -46,7 +46,7 @@ export function resolveInside(root: string, relative: string, origin: string): s
 }
 
 /** Whether `candidate` is `root` itself or below it (lexically). */
-export function isInside(root: string, candidate: string): boolean {
+function isInside(root: string, candidate: string): boolean {
   const rel = path.relative(path.resolve(root), path.resolve(candidate));
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
